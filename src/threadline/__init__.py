@@ -1,0 +1,3 @@
+"""Threadline: the conversation backbone for AI agents."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,72 @@
+"""Every error Threadline raises on purpose.
+
+The tree::
+
+    ThreadlineError
+    ├── NotFound                 an id that does not exist for the caller's tenant
+    ├── Conflict                 the request clashes with the current state
+    │   ├── InvalidTransition    a status change the state machine forbids
+    │   └── AlreadyExists        a unique value (slug, email, phone) is taken
+    ├── InvalidInput             well-formed JSON that breaks a rule of the model
+    │   ├── InvalidCursor        a pagination cursor we did not issue
+    │   └── IdempotencyMismatch  an Idempotency-Key reused with a different body
+    ├── PayloadTooLarge          content over the configured limit
+    ├── Unauthenticated          missing, unknown or revoked API key
+    └── MigrationRequired        the database schema is not at the code's head
+
+Services raise these; only the edges translate them (HTTP status in ``api/errors.py``,
+exit codes in the CLI).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ThreadlineError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFound(ThreadlineError):
+    code = "not_found"
+
+
+class Conflict(ThreadlineError):
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+
+
+class InvalidInput(ThreadlineError):
+    code = "invalid_input"
+
+
+class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"
+
+
+class IdempotencyMismatch(InvalidInput):
+    code = "idempotency_key_reused"
+
+
+class PayloadTooLarge(ThreadlineError):
+    code = "payload_too_large"
+
+
+class Unauthenticated(ThreadlineError):
+    code = "unauthenticated"
+
+
+class MigrationRequired(ThreadlineError):
+    code = "migration_required"

@@ -1,0 +1,73 @@
+"""All configuration, from the environment (prefix ``THREADLINE_``) or a ``.env`` file.
+
+Built once at start-up (``Settings()``) and passed down; nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "dev-insecure-secret-key-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="THREADLINE_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///threadline.db",
+        description="SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://user:pass@host/db.",
+    )
+    environment: Literal["development", "production", "test"] = Field(
+        "development", description="production refuses the built-in development secret key."
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(DEV_SECRET), description="Signs sessions and encrypts inbox secrets at rest."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="The URL providers and people use to reach this server."
+    )
+    host: str = Field("127.0.0.1", description="Address `threadline serve` listens on.")
+    port: int = Field(8000, description="Port `threadline serve` listens on.")
+    auto_migrate: bool = Field(
+        True, description="`threadline serve` upgrades the database schema to head on start."
+    )
+    log_format: Literal["console", "json"] = Field(
+        "console", description="console: readable lines; json: one JSON object per line."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    max_content_chars: int = Field(
+        32_000, ge=1, description="Longest message content accepted; longer answers 413."
+    )
+    max_body_bytes: int = Field(
+        5_000_000, ge=1024, description="Largest request body accepted; larger answers 413."
+    )
+    max_batch_messages: int = Field(
+        1_000, ge=1, description="Most messages accepted in one batch append."
+    )
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL",
+        description="FULL makes every acknowledged write survive power loss; NORMAL only a crash.",
+    )
+    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process.")
+    llm_base_url: str | None = Field(None, description="Any OpenAI-compatible endpoint.")
+    llm_api_key: SecretStr | None = Field(None, description="API key for the LLM endpoint.")
+    llm_model: str = Field("gpt-4o-mini", description="Default chat model.")
+    embeddings: Literal["local", "openai", "none"] = Field(
+        "local", description="Where embeddings for semantic search come from."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_dev_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
+            raise ValueError(
+                "THREADLINE_SECRET_KEY must be set in production "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,119 @@
+"""The two backends behind one small object.
+
+``Database.from_url(url)`` builds the engine for SQLite (through ``pysqlite3``, which can
+load extensions such as sqlite-vec) or PostgreSQL (through psycopg 3). Store functions take
+a ``Database`` and open their own transaction:
+
+- ``db.read()`` gives a session for queries;
+- ``db.write()`` gives a session that holds the write lock from its first statement
+  (``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL callers lock the rows they change with
+  ``SELECT ... FOR UPDATE``) and commits when the block ends without error.
+
+A write that returned has been committed: SQLite runs in WAL mode with ``synchronous=FULL``
+by default, PostgreSQL with its own durable commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+_WRITE = "threadline_write"
+
+
+def _sqlite_module() -> Any:
+    try:
+        import pysqlite3.dbapi2 as module  # SQLite 3.51 with extension loading
+    except ImportError:  # pragma: no cover - platforms without the wheel
+        import sqlite3 as module
+    return module
+
+
+class Database:
+    """An engine plus session factories for reading and writing."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+    @classmethod
+    def from_url(
+        cls, url: str | URL, *, sqlite_synchronous: str = "FULL", pool_size: int = 10
+    ) -> Database:
+        url = make_url(url)
+        if url.get_backend_name() == "sqlite":
+            return cls(_sqlite_engine(url, sqlite_synchronous))
+        if url.get_backend_name() == "postgresql":
+            if url.drivername == "postgresql":
+                url = url.set(drivername="postgresql+psycopg")
+            engine = sa.create_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+            return cls(engine)
+        raise ValueError(
+            f"unsupported database URL {url.render_as_string(hide_password=True)!r}: "
+            "use sqlite:///path.db or postgresql+psycopg://user:pass@host/db"
+        )
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            session.connection(execution_options={_WRITE: True})
+            with _commit_on_exit(session):
+                yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def _commit_on_exit(session: Session) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+
+
+def _sqlite_engine(url: URL, synchronous: str) -> Engine:
+    engine = sa.create_engine(
+        url,
+        module=_sqlite_module(),
+        connect_args={"check_same_thread": False, "isolation_level": None, "timeout": 30},
+        pool_size=8,
+        max_overflow=8,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # The driver runs in autocommit mode so that we choose how transactions begin: a
+        # write takes the lock up front, so two writers queue instead of failing on upgrade.
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,0 +1,115 @@
+"""Schema migrations (Alembic), driven from code so the installed package carries them.
+
+``upgrade``, ``downgrade`` and ``current`` wrap Alembic's commands; ``check`` compares the
+live database with the models and lists what is missing or extra, like a pre-deploy check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from threadline.store.database import Database
+from threadline.store.models import Base
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _config(connection: Any = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _run(db: Database, fn: Any, *args: Any) -> None:
+    with db.engine.begin() as conn:
+        fn(_config(conn), *args)
+
+
+def upgrade(db: Database, revision: str = "head") -> None:
+    _run(db, command.upgrade, revision)
+
+
+def downgrade(db: Database, revision: str = "-1") -> None:
+    _run(db, command.downgrade, revision)
+
+
+def head() -> str:
+    script = ScriptDirectory.from_config(_config())
+    rev = script.get_current_head()
+    assert rev is not None
+    return rev
+
+
+def current(db: Database) -> str | None:
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def is_current(db: Database) -> bool:
+    return current(db) == head()
+
+
+@dataclass
+class CheckReport:
+    """What differs between the live schema and the models."""
+
+    revision: str | None
+    head: str
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.revision == self.head and not self.differences
+
+
+def check(db: Database) -> CheckReport:
+    with db.engine.connect() as conn:
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "target_metadata": Base.metadata}
+        )
+        diffs = compare_metadata(ctx, Base.metadata)
+        revision = ctx.get_current_revision()
+    return CheckReport(revision, head(), [_describe(d) for d in _flatten(diffs)])
+
+
+def _flatten(diffs: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for d in diffs:
+        out.extend(d if isinstance(d, list) else [d])
+    return out
+
+
+def _describe(diff: tuple[Any, ...]) -> str:
+    kind = diff[0]
+    if kind == "add_table":
+        return f"missing table {diff[1].name}"
+    if kind == "remove_table":
+        return f"extra table {diff[1].name}"
+    if kind == "add_column":
+        return f"missing column {diff[2]}.{diff[3].name}"
+    if kind == "remove_column":
+        return f"extra column {diff[2]}.{diff[3].name}"
+    if kind == "add_index":
+        return f"missing index {diff[1].name} on {diff[1].table.name}"
+    if kind == "remove_index":
+        return f"extra index {diff[1].name} on {diff[1].table.name}"
+    if kind == "add_constraint":
+        return f"missing constraint {diff[1].name}"
+    if kind == "remove_constraint":
+        return f"extra constraint {diff[1].name}"
+    if kind == "add_fk":
+        return f"missing foreign key {diff[1].name} on {diff[1].table.name}"
+    if kind == "remove_fk":
+        return f"extra foreign key {diff[1].name} on {diff[1].table.name}"
+    if kind.startswith("modify_"):
+        return f"changed {kind[7:]} of {diff[2]}.{diff[3]}: {diff[5]!r} in the database, {diff[6]!r} in the models"
+    return repr(diff)

@@ -1,0 +1,381 @@
+"""The schema: one typed SQLAlchemy model per table.
+
+Every table carries ``tenant_id`` and every index leads with it (the exceptions are the
+global lookups that find the tenant in the first place: tenant slug and API key hash).
+Migrations in ``store/migrations`` create exactly this; ``threadline db check`` compares them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from threadline.domain import enums
+from threadline.domain.ids import new_id
+from threadline.store.types import JSONType, UTCDateTime, enum_type, utcnow
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, uuid.UUID: sa.Uuid()}
+
+
+def _pk() -> Mapped[uuid.UUID]:
+    return mapped_column(sa.Uuid(), primary_key=True, default=new_id)
+
+
+def _tenant() -> Mapped[uuid.UUID]:
+    return mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False)
+
+
+def _created() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+
+def _updated() -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), nullable=False, default=utcnow, onupdate=utcnow)
+
+
+def _fk(target: str, ondelete: str, nullable: bool = True) -> Mapped[Any]:
+    return mapped_column(sa.ForeignKey(target, ondelete=ondelete), nullable=nullable)
+
+
+def _json(nullable: bool = True) -> Mapped[Any]:
+    return mapped_column(JSONType, nullable=nullable)
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[uuid.UUID] = _pk()
+    slug: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "email"),)
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    email: Mapped[str] = mapped_column(sa.String(320), nullable=False)
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    password_hash: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    role: Mapped[enums.UserRole] = mapped_column(enum_type(enums.UserRole, "user_role"))
+    is_active: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (sa.Index(None, "tenant_id", "created_at"),)
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    prefix: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    key_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = _created()
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Agent(Base):
+    __tablename__ = "agents"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "name"),)
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    kind: Mapped[enums.AgentKind] = mapped_column(enum_type(enums.AgentKind, "agent_kind"))
+    model: Mapped[str | None] = mapped_column(sa.String(200))
+    system_prompt: Mapped[str | None] = mapped_column(sa.Text)
+    settings: Mapped[dict[str, Any]] = _json(nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Inbox(Base):
+    __tablename__ = "inboxes"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "channel", "address"),)
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    channel: Mapped[enums.Channel] = mapped_column(enum_type(enums.Channel, "inbox_channel"))
+    name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    address: Mapped[str] = mapped_column(sa.String(320), nullable=False)
+    mode: Mapped[enums.InboxMode] = mapped_column(enum_type(enums.InboxMode, "inbox_mode"))
+    agent_id: Mapped[uuid.UUID | None] = _fk("agents.id", "SET NULL")
+    secrets_encrypted: Mapped[str | None] = mapped_column(sa.Text)
+    settings: Mapped[dict[str, Any]] = _json(nullable=False)
+    is_active: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        sa.Index(None, "tenant_id", "created_at", "id"),
+        sa.Index(None, "tenant_id", "phone"),
+        sa.Index(None, "tenant_id", "email"),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    phone: Mapped[str | None] = mapped_column(sa.String(32))
+    email: Mapped[str | None] = mapped_column(sa.String(320))
+    attributes: Mapped[dict[str, Any]] = _json(nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class ContactIdentity(Base):
+    __tablename__ = "contact_identities"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "channel", "address"),
+        sa.Index(None, "tenant_id", "contact_id"),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    contact_id: Mapped[uuid.UUID] = _fk("contacts.id", "CASCADE", nullable=False)
+    channel: Mapped[enums.Channel] = mapped_column(enum_type(enums.Channel, "identity_channel"))
+    address: Mapped[str] = mapped_column(sa.String(320), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        sa.Index(None, "tenant_id", "last_activity_at", "id"),
+        sa.Index(None, "tenant_id", "status", "last_activity_at", "id"),
+        sa.Index(None, "tenant_id", "channel", "last_activity_at", "id"),
+        sa.Index(None, "tenant_id", "contact_id", "last_activity_at", "id"),
+        sa.Index(None, "tenant_id", "inbox_id", "last_activity_at", "id"),
+        sa.Index(None, "tenant_id", "assignee_id", "last_activity_at", "id"),
+        sa.Index(None, "tenant_id", "inbox_id", "external_conversation_id"),
+        sa.CheckConstraint(
+            "satisfaction_score IS NULL OR satisfaction_score BETWEEN 1 AND 10",
+            name="satisfaction_score_range",
+        ),
+        sa.CheckConstraint("message_count >= 0", name="message_count_nonnegative"),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    contact_id: Mapped[uuid.UUID | None] = _fk("contacts.id", "CASCADE")
+    inbox_id: Mapped[uuid.UUID | None] = _fk("inboxes.id", "SET NULL")
+    channel: Mapped[enums.Channel] = mapped_column(
+        enum_type(enums.Channel, "conversation_channel")
+    )
+    status: Mapped[enums.ConversationStatus] = mapped_column(
+        enum_type(enums.ConversationStatus, "conversation_status")
+    )
+    title: Mapped[str | None] = mapped_column(sa.String(500))
+    summary: Mapped[str | None] = mapped_column(sa.Text)
+    sentiment: Mapped[float | None] = mapped_column(sa.Float)
+    satisfaction_score: Mapped[int | None] = mapped_column(sa.SmallInteger)
+    outcome: Mapped[str | None] = mapped_column(sa.String(100))
+    assignee_id: Mapped[uuid.UUID | None] = _fk("agents.id", "SET NULL")
+    external_conversation_id: Mapped[str | None] = mapped_column(sa.String(255))
+    message_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "conversation_id", "seq"),
+        sa.Index(
+            "uq_messages_inbox_external",
+            "tenant_id", "inbox_id", "external_message_id",
+            unique=True,
+            sqlite_where=sa.text("external_message_id IS NOT NULL AND inbox_id IS NOT NULL"),
+            postgresql_where=sa.text("external_message_id IS NOT NULL AND inbox_id IS NOT NULL"),
+        ),
+        sa.Index(
+            "uq_messages_conversation_external",
+            "tenant_id", "conversation_id", "external_message_id",
+            unique=True,
+            sqlite_where=sa.text("external_message_id IS NOT NULL"),
+            postgresql_where=sa.text("external_message_id IS NOT NULL"),
+        ),
+        sa.Index(None, "tenant_id", "created_at"),
+        sa.CheckConstraint("seq >= 1", name="seq_positive"),
+        sa.CheckConstraint(
+            "role <> 'tool' OR tool_call_id IS NOT NULL", name="tool_message_has_call_id"
+        ),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    conversation_id: Mapped[uuid.UUID] = _fk("conversations.id", "CASCADE", nullable=False)
+    inbox_id: Mapped[uuid.UUID | None] = _fk("inboxes.id", "SET NULL")
+    seq: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    role: Mapped[enums.Role] = mapped_column(enum_type(enums.Role, "message_role"))
+    sender_type: Mapped[enums.SenderType] = mapped_column(
+        enum_type(enums.SenderType, "message_sender_type")
+    )
+    direction: Mapped[enums.Direction] = mapped_column(
+        enum_type(enums.Direction, "message_direction")
+    )
+    message_type: Mapped[enums.MessageType] = mapped_column(
+        enum_type(enums.MessageType, "message_type")
+    )
+    content: Mapped[str | None] = mapped_column(sa.Text)
+    content_html: Mapped[str | None] = mapped_column(sa.Text)
+    tool_calls: Mapped[Any] = _json()
+    tool_call_id: Mapped[str | None] = mapped_column(sa.String(255))
+    name: Mapped[str | None] = mapped_column(sa.String(255))
+    parent_message_id: Mapped[uuid.UUID | None] = _fk("messages.id", "SET NULL")
+    thread_id: Mapped[str | None] = mapped_column(sa.String(255))
+    external_message_id: Mapped[str | None] = mapped_column(sa.String(255))
+    external_conversation_id: Mapped[str | None] = mapped_column(sa.String(255))
+    delivery_status: Mapped[enums.DeliveryStatus | None] = mapped_column(
+        enum_type(enums.DeliveryStatus, "message_delivery_status")
+    )
+    delivery_error: Mapped[str | None] = mapped_column(sa.Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    attachments: Mapped[Any] = _json()
+    channel_data: Mapped[Any] = _json()
+    model_used: Mapped[str | None] = mapped_column(sa.String(200))
+    prompt_used: Mapped[str | None] = mapped_column(sa.Text)
+    token_usage: Mapped[Any] = _json()
+    cost_usd: Mapped[float | None] = mapped_column(sa.Float)
+    response_time_ms: Mapped[int | None] = mapped_column(sa.Integer)
+    is_flagged: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
+    flagged_reason: Mapped[str | None] = mapped_column(sa.Text)
+    quality_score: Mapped[float | None] = mapped_column(sa.Float)
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONType)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class IdempotencyKey(Base):
+    """A client's ``Idempotency-Key`` and the messages its first request stored."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "key"),)
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    key: Mapped[str] = mapped_column(sa.String(255), nullable=False)
+    request_hash: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    conversation_id: Mapped[uuid.UUID] = _fk("conversations.id", "CASCADE", nullable=False)
+    first_seq: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    last_seq: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class MessageStatusEvent(Base):
+    __tablename__ = "message_status_events"
+    __table_args__ = (sa.Index(None, "tenant_id", "message_id", "occurred_at"),)
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    message_id: Mapped[uuid.UUID] = _fk("messages.id", "CASCADE", nullable=False)
+    status: Mapped[enums.DeliveryStatus] = mapped_column(
+        enum_type(enums.DeliveryStatus, "status_event_status")
+    )
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    provider_data: Mapped[Any] = _json()
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+class ConversationEvent(Base):
+    __tablename__ = "conversation_events"
+    __table_args__ = (sa.Index(None, "tenant_id", "conversation_id", "created_at"),)
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    conversation_id: Mapped[uuid.UUID] = _fk("conversations.id", "CASCADE", nullable=False)
+    type: Mapped[enums.EventType] = mapped_column(enum_type(enums.EventType, "event_type"))
+    data: Mapped[Any] = _json()
+    created_at: Mapped[datetime] = _created()
+
+
+class ActionLog(Base):
+    __tablename__ = "action_logs"
+    __table_args__ = (
+        sa.Index(None, "tenant_id", "conversation_id", "created_at"),
+        sa.Index(None, "tenant_id", "created_at"),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    conversation_id: Mapped[uuid.UUID | None] = _fk("conversations.id", "CASCADE")
+    message_id: Mapped[uuid.UUID | None] = _fk("messages.id", "SET NULL")
+    agent_id: Mapped[uuid.UUID | None] = _fk("agents.id", "SET NULL")
+    action_name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    action_type: Mapped[str] = mapped_column(sa.String(100), nullable=False)
+    parameters: Mapped[Any] = _json()
+    result: Mapped[Any] = _json()
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    duration_ms: Mapped[int | None] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime] = _created()
+
+
+class Suggestion(Base):
+    __tablename__ = "suggestions"
+    __table_args__ = (
+        sa.Index(None, "tenant_id", "conversation_id", "created_at"),
+        sa.Index(None, "tenant_id", "status", "created_at"),
+        sa.Index(
+            "uq_suggestions_one_pending",
+            "tenant_id", "conversation_id", "in_reply_to_message_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        ),
+        sa.CheckConstraint(
+            "confidence IS NULL OR (confidence >= 0 AND confidence <= 1)", name="confidence_range"
+        ),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    conversation_id: Mapped[uuid.UUID] = _fk("conversations.id", "CASCADE", nullable=False)
+    in_reply_to_message_id: Mapped[uuid.UUID | None] = _fk("messages.id", "CASCADE")
+    content: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    confidence: Mapped[float | None] = mapped_column(sa.Float)
+    context_used: Mapped[Any] = _json()
+    model: Mapped[str | None] = mapped_column(sa.String(200))
+    token_usage: Mapped[Any] = _json()
+    cost_usd: Mapped[float | None] = mapped_column(sa.Float)
+    status: Mapped[enums.SuggestionStatus] = mapped_column(
+        enum_type(enums.SuggestionStatus, "suggestion_status")
+    )
+    feedback: Mapped[str | None] = mapped_column(sa.Text)
+    edited_content: Mapped[str | None] = mapped_column(sa.Text)
+    decided_by: Mapped[uuid.UUID | None] = _fk("users.id", "SET NULL")
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_message_id: Mapped[uuid.UUID | None] = _fk("messages.id", "SET NULL")
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class Summary(Base):
+    __tablename__ = "summaries"
+    __table_args__ = (
+        sa.Index(None, "tenant_id", "conversation_id", "to_seq"),
+        sa.CheckConstraint("from_seq >= 1 AND to_seq >= from_seq", name="seq_range"),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    conversation_id: Mapped[uuid.UUID] = _fk("conversations.id", "CASCADE", nullable=False)
+    from_seq: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    to_seq: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    content: Mapped[str] = mapped_column(sa.Text, nullable=False)
+    model: Mapped[str | None] = mapped_column(sa.String(200))
+    token_count: Mapped[int | None] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime] = _created()

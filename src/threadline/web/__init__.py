@@ -1,0 +1,1 @@
+"""Reserved for later work (see DESIGN.md's layout)."""
