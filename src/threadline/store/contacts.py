@@ -1,0 +1,189 @@
+"""Contacts: one person, whatever channel they write from.
+
+Phones are normalised to E.164 and emails to lower case. Each phone and email is also an
+identity ``(channel, address)``, unique per tenant, so an inbound message resolves to one
+contact and two contacts cannot claim the same address.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import phonenumbers
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from threadline.domain.enums import Channel
+from threadline.domain.errors import AlreadyExists, InvalidInput, NotFound
+from threadline.store import pagination
+from threadline.store.database import Database
+from threadline.store.models import Contact, ContactIdentity
+from threadline.store.types import utcnow
+
+
+def normalize_phone(phone: str) -> str:
+    """E.164 form of a phone number written in international form (``+1 415 555 0100``)."""
+    try:
+        parsed = phonenumbers.parse(phone, None)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidInput(
+            "phone must be an international number starting with + and a country code",
+            phone=phone,
+        ) from exc
+    if not phonenumbers.is_possible_number(parsed):
+        raise InvalidInput("phone is not a possible phone number", phone=phone)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _identities(contact: Contact) -> list[tuple[Channel, str]]:
+    out = []
+    if contact.phone:
+        out.append((Channel.SMS, contact.phone))
+    if contact.email:
+        out.append((Channel.EMAIL, contact.email))
+    return out
+
+
+def _sync_identities(s: Session, contact: Contact) -> None:
+    s.execute(
+        sa.delete(ContactIdentity).where(
+            ContactIdentity.tenant_id == contact.tenant_id,
+            ContactIdentity.contact_id == contact.id,
+        )
+    )
+    for channel, address in _identities(contact):
+        clash = s.scalar(
+            sa.select(ContactIdentity.contact_id).where(
+                ContactIdentity.tenant_id == contact.tenant_id,
+                ContactIdentity.channel == channel,
+                ContactIdentity.address == address,
+            )
+        )
+        if clash is not None:
+            raise AlreadyExists(
+                f"another contact already has this {'phone' if channel == Channel.SMS else 'email'}",
+                contact_id=str(clash),
+                address=address,
+            )
+        s.add(
+            ContactIdentity(
+                tenant_id=contact.tenant_id, contact_id=contact.id, channel=channel, address=address
+            )
+        )
+
+
+def _clean(fields: dict[str, Any]) -> dict[str, Any]:
+    out = dict(fields)
+    if out.get("phone"):
+        out["phone"] = normalize_phone(out["phone"])
+    if out.get("email"):
+        out["email"] = normalize_email(out["email"])
+    return out
+
+
+def create_in(s: Session, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Contact:
+    """Create a contact inside an open write session."""
+    fields = _clean(fields)
+    contact = Contact(
+        tenant_id=tenant_id,
+        name=fields.get("name"),
+        phone=fields.get("phone"),
+        email=fields.get("email"),
+        attributes=fields.get("attributes") or {},
+    )
+    s.add(contact)
+    s.flush()
+    _sync_identities(s, contact)
+    s.flush()
+    return contact
+
+
+def create(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Contact:
+    try:
+        with db.write() as s:
+            return create_in(s, tenant_id, fields)
+    except IntegrityError as exc:  # a concurrent writer took the address first
+        raise AlreadyExists("another contact already has this phone or email") from exc
+
+
+def find_in(s: Session, tenant_id: uuid.UUID, phone: str | None, email: str | None) -> Contact | None:
+    """The contact owning this phone, else this email (already normalised)."""
+    for channel, address in ((Channel.SMS, phone), (Channel.EMAIL, email)):
+        if address:
+            contact = s.scalar(
+                sa.select(Contact)
+                .join(ContactIdentity, ContactIdentity.contact_id == Contact.id)
+                .where(
+                    ContactIdentity.tenant_id == tenant_id,
+                    ContactIdentity.channel == channel,
+                    ContactIdentity.address == address,
+                )
+            )
+            if contact is not None:
+                return contact
+    return None
+
+
+def get_in(s: Session, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
+    contact = s.scalar(
+        sa.select(Contact).where(Contact.tenant_id == tenant_id, Contact.id == contact_id)
+    )
+    if contact is None:
+        raise NotFound("contact not found", contact_id=contact_id)
+    return contact
+
+
+def get(db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
+    with db.read() as s:
+        return get_in(s, tenant_id, contact_id)
+
+
+def list_page(
+    db: Database, tenant_id: uuid.UUID, *, limit: int, cursor: str | None = None
+) -> pagination.Page[Contact]:
+    """Contacts, newest first."""
+    q = (
+        sa.select(Contact)
+        .where(Contact.tenant_id == tenant_id)
+        .where(pagination.before(cursor, Contact.created_at, Contact.id))
+        .order_by(Contact.created_at.desc(), Contact.id.desc())
+        .limit(limit + 1)
+    )
+    with db.read() as s:
+        rows = list(s.scalars(q))
+    return pagination.page_newest_first(rows, limit, lambda c: (c.created_at, c.id))
+
+
+def update(
+    db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID, fields: dict[str, Any]
+) -> Contact:
+    fields = _clean(fields)
+    try:
+        with db.write() as s:
+            contact = get_in(s, tenant_id, contact_id)
+            for name in ("name", "phone", "email", "attributes"):
+                if name in fields:
+                    value = fields[name]
+                    if name == "attributes" and value is None:
+                        value = {}
+                    setattr(contact, name, value)
+            contact.updated_at = utcnow()
+            s.flush()
+            if "phone" in fields or "email" in fields:
+                _sync_identities(s, contact)
+            return contact
+    except IntegrityError as exc:
+        raise AlreadyExists("another contact already has this phone or email") from exc
+
+
+def delete(db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> None:
+    """Delete a contact with their identities and conversations (ON DELETE CASCADE)."""
+    with db.write() as s:
+        contact = get_in(s, tenant_id, contact_id)
+        s.delete(contact)

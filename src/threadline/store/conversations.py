@@ -1,0 +1,189 @@
+"""Conversations: create, find, list by last activity, and move through the state machine.
+
+Every status change writes a ``status_changed`` conversation event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from threadline.domain import status as state_machine
+from threadline.domain.enums import Channel, ConversationStatus, EventType
+from threadline.domain.errors import InvalidInput, NotFound
+from threadline.store import contacts, pagination
+from threadline.store.database import Database
+from threadline.store.models import Agent, Conversation, ConversationEvent, Inbox
+from threadline.store.types import utcnow
+
+FILTERS = ("status", "channel", "contact_id", "inbox_id", "assignee_id")
+
+
+def _check_ref(s: Session, model: Any, tenant_id: uuid.UUID, ref_id: uuid.UUID, what: str) -> Any:
+    row = s.scalar(sa.select(model).where(model.tenant_id == tenant_id, model.id == ref_id))
+    if row is None:
+        raise NotFound(f"{what} not found", **{f"{what}_id": str(ref_id)})
+    return row
+
+
+def create(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Conversation:
+    """Create a conversation for ``contact_id``, or for ``contact`` (found by phone or email,
+    else created)."""
+    with db.write() as s:
+        contact_id = fields.get("contact_id")
+        if contact_id is not None:
+            contacts.get_in(s, tenant_id, contact_id)
+        elif fields.get("contact"):
+            data = fields["contact"]
+            phone = contacts.normalize_phone(data["phone"]) if data.get("phone") else None
+            email = contacts.normalize_email(data["email"]) if data.get("email") else None
+            found = contacts.find_in(s, tenant_id, phone, email)
+            contact_id = (found or contacts.create_in(s, tenant_id, data)).id
+        channel = Channel(fields.get("channel") or Channel.API)
+        inbox_id = fields.get("inbox_id")
+        if inbox_id is not None:
+            inbox = _check_ref(s, Inbox, tenant_id, inbox_id, "inbox")
+            if inbox.channel != channel and fields.get("channel"):
+                raise InvalidInput(
+                    f"inbox is on channel {inbox.channel.value!r}, not {channel.value!r}",
+                    inbox_id=str(inbox_id),
+                )
+            channel = inbox.channel
+        if fields.get("assignee_id") is not None:
+            _check_ref(s, Agent, tenant_id, fields["assignee_id"], "assignee")
+        now = utcnow()
+        conv = Conversation(
+            tenant_id=tenant_id,
+            contact_id=contact_id,
+            inbox_id=inbox_id,
+            channel=channel,
+            status=ConversationStatus.ACTIVE,
+            title=fields.get("title"),
+            assignee_id=fields.get("assignee_id"),
+            external_conversation_id=fields.get("external_conversation_id"),
+            message_count=0,
+            last_activity_at=now,
+            metadata_=fields.get("metadata") or {},
+            created_at=now,
+            updated_at=now,
+        )
+        s.add(conv)
+        s.flush()
+        s.add(
+            ConversationEvent(
+                tenant_id=tenant_id, conversation_id=conv.id, type=EventType.CREATED, data={}
+            )
+        )
+        return conv
+
+
+def get(db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
+    with db.read() as s:
+        return get_in(s, tenant_id, conversation_id)
+
+
+def get_in(
+    s: Session, tenant_id: uuid.UUID, conversation_id: uuid.UUID, *, lock: bool = False
+) -> Conversation:
+    q = sa.select(Conversation).where(
+        Conversation.tenant_id == tenant_id, Conversation.id == conversation_id
+    )
+    conv = s.scalar(q.with_for_update() if lock else q)
+    if conv is None:
+        raise NotFound("conversation not found", conversation_id=str(conversation_id))
+    return conv
+
+
+def list_page(
+    db: Database,
+    tenant_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None = None,
+    **filters: Any,
+) -> pagination.Page[Conversation]:
+    """Conversations with the most recent activity first; filters are exact matches."""
+    C = Conversation
+    q = sa.select(C).where(C.tenant_id == tenant_id)
+    for name in FILTERS:
+        if filters.get(name) is not None:
+            q = q.where(getattr(C, name) == filters[name])
+    q = (
+        q.where(pagination.before(cursor, C.last_activity_at, C.id))
+        .order_by(C.last_activity_at.desc(), C.id.desc())
+        .limit(limit + 1)
+    )
+    with db.read() as s:
+        rows = list(s.scalars(q))
+    return pagination.page_newest_first(rows, limit, lambda c: (c.last_activity_at, c.id))
+
+
+def update(
+    db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID, fields: dict[str, Any]
+) -> Conversation:
+    """Change status (through the state machine), title, assignee or metadata."""
+    with db.write() as s:
+        conv = get_in(s, tenant_id, conversation_id, lock=True)
+        now = utcnow()
+        if fields.get("status") is not None:
+            target = ConversationStatus(fields["status"])
+            state_machine.check_transition(conv.status, target)
+            if target != conv.status:
+                record_status_change(s, tenant_id, conv.id, conv.status, target, reason="manual")
+                conv.status = target
+        if "title" in fields:
+            conv.title = fields["title"]
+        if "assignee_id" in fields:
+            if fields["assignee_id"] is not None:
+                _check_ref(s, Agent, tenant_id, fields["assignee_id"], "assignee")
+            if conv.assignee_id != fields["assignee_id"]:
+                s.add(
+                    ConversationEvent(
+                        tenant_id=tenant_id,
+                        conversation_id=conv.id,
+                        type=EventType.ASSIGNED,
+                        data={"assignee_id": str(fields["assignee_id"]) if fields["assignee_id"] else None},
+                    )
+                )
+            conv.assignee_id = fields["assignee_id"]
+        if "metadata" in fields:
+            conv.metadata_ = fields["metadata"] or {}
+        conv.updated_at = now
+        return conv
+
+
+def record_status_change(
+    s: Session,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    old: ConversationStatus,
+    new: ConversationStatus,
+    *,
+    reason: str,
+) -> None:
+    """Write the ``status_changed`` event; the caller updates the row itself."""
+    s.add(
+        ConversationEvent(
+            tenant_id=tenant_id,
+            conversation_id=conversation_id,
+            type=EventType.STATUS_CHANGED,
+            data={"from": old.value, "to": new.value, "reason": reason},
+        )
+    )
+
+
+def events(db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> list[ConversationEvent]:
+    with db.read() as s:
+        get_in(s, tenant_id, conversation_id)
+        q = (
+            sa.select(ConversationEvent)
+            .where(
+                ConversationEvent.tenant_id == tenant_id,
+                ConversationEvent.conversation_id == conversation_id,
+            )
+            .order_by(ConversationEvent.created_at, ConversationEvent.id)
+        )
+        return list(s.scalars(q))

@@ -1,0 +1,326 @@
+"""Messages: gap-free ordering, idempotent appends, batch import and reads by seq.
+
+The write path, in one transaction:
+
+1. lock the conversation row (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE`` on PostgreSQL);
+2. answer a replay from what is stored: the same ``Idempotency-Key`` (its first request's
+   messages) or an ``external_message_id`` already stored for the inbox (or, without an inbox,
+   for the conversation);
+3. give the new messages ``seq = message_count + 1, + 2 ...`` in ``occurred_at`` order;
+4. insert them, move the conversation's counters and status (with a ``status_changed``
+   event), and record the idempotency key.
+
+Because step 1 serialises writers per conversation, seqs are unique and gap-free without
+retries. Two requests racing on the same idempotency key or external id in *different*
+conversations meet a unique index instead; the loser retries once and is answered as a replay.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from threadline.domain import status as state_machine
+from threadline.domain.enums import (
+    Channel,
+    ConversationStatus,
+    Direction,
+    MessageType,
+    Role,
+    SenderType,
+)
+from threadline.domain.errors import IdempotencyMismatch, InvalidInput, NotFound
+from threadline.domain.ids import new_id
+from threadline.store.conversations import record_status_change
+from threadline.store.database import Database
+from threadline.store.models import Conversation, IdempotencyKey, Message
+from threadline.store.types import utcnow
+
+M = Message.__table__
+COLUMNS = [c.key for c in M.columns]
+_SELECT = sa.select(*M.columns)
+
+#: Columns a caller may set; everything else is assigned here.
+WRITABLE = frozenset(COLUMNS) - {"id", "tenant_id", "conversation_id", "inbox_id", "seq", "created_at"}
+
+_DEFAULTS: dict[str, Any] = {c: None for c in COLUMNS} | {
+    "sender_type": None,
+    "message_type": MessageType.TEXT,
+    "is_flagged": False,
+}
+
+
+@dataclass(frozen=True)
+class Appended:
+    """The messages an append answered with, and whether they were stored just now."""
+
+    messages: list[dict[str, Any]]
+    created: bool
+    channel: Channel
+
+
+def default_sender(role: Role, direction: Direction) -> SenderType:
+    if role == Role.USER:
+        return SenderType.CONTACT
+    if role in (Role.SYSTEM, Role.TOOL):
+        return SenderType.SYSTEM
+    return SenderType.AGENT if direction == Direction.OUTBOUND else SenderType.HUMAN
+
+
+def default_direction(role: Role) -> Direction:
+    return Direction.INBOUND if role == Role.USER else Direction.OUTBOUND
+
+
+def append(
+    db: Database,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    items: Sequence[dict[str, Any]],
+    *,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+) -> Appended:
+    """Store ``items`` (column values) at the end of a conversation, all or nothing."""
+    _check_batch(items)
+    for attempt in (1, 2):
+        try:
+            with db.write() as s:
+                return _append(s, tenant_id, conversation_id, items, idempotency_key, request_hash)
+        except IntegrityError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _check_batch(items: Sequence[dict[str, Any]]) -> None:
+    if not items:
+        raise InvalidInput("a batch needs at least one message")
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        unknown = set(item) - WRITABLE
+        if unknown:
+            raise InvalidInput("unknown message fields", fields=sorted(unknown), index=i)
+        ext = item.get("external_message_id")
+        if ext is not None:
+            if ext in seen:
+                raise InvalidInput(
+                    "the same external_message_id appears twice in one batch",
+                    external_message_id=ext,
+                    index=i,
+                )
+            seen.add(ext)
+
+
+_LOCK_SQL = sa.select(
+    Conversation.id,
+    Conversation.inbox_id,
+    Conversation.channel,
+    Conversation.status,
+    Conversation.message_count,
+    Conversation.last_message_at,
+).where(Conversation.tenant_id == sa.bindparam("t"), Conversation.id == sa.bindparam("c"))
+
+
+def _append(
+    s: Session,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    items: Sequence[dict[str, Any]],
+    idempotency_key: str | None,
+    request_hash: str | None,
+) -> Appended:
+    lock = _LOCK_SQL.with_for_update() if s.bind.dialect.name == "postgresql" else _LOCK_SQL  # type: ignore[union-attr]
+    conv = s.execute(lock, {"t": tenant_id, "c": conversation_id}).one_or_none()
+    if conv is None:
+        raise NotFound("conversation not found", conversation_id=str(conversation_id))
+    channel = Channel(conv.channel)
+
+    if idempotency_key is not None:
+        key = s.execute(
+            sa.select(IdempotencyKey).where(
+                IdempotencyKey.tenant_id == tenant_id, IdempotencyKey.key == idempotency_key
+            )
+        ).scalar_one_or_none()
+        if key is not None:
+            if key.request_hash != request_hash:
+                raise IdempotencyMismatch(
+                    "this Idempotency-Key was already used with a different request",
+                    idempotency_key=idempotency_key,
+                )
+            stored = _range(s, tenant_id, key.conversation_id, key.first_seq, key.last_seq)
+            return Appended(stored, created=False, channel=channel)
+
+    existing = _existing_by_external_id(s, tenant_id, conv, items)
+
+    now = utcnow()
+    answer: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        ext = item.get("external_message_id")
+        if ext in existing:
+            answer.append(existing[ext])
+        else:
+            rows.append(_row(item, tenant_id, conversation_id, conv.inbox_id, now))
+            answer.append(rows[-1])
+    if not rows:
+        return Appended(answer, created=False, channel=channel)
+    rows.sort(key=lambda r: r["occurred_at"])  # stable: equal times keep request order
+    for offset, row in enumerate(rows, start=1):
+        row["seq"] = conv.message_count + offset
+    s.execute(sa.insert(M), rows)
+
+    old_status = ConversationStatus(conv.status)
+    status = old_status
+    for row in rows:
+        status = state_machine.after_message(status, row["direction"], row["role"])
+    newest = max(r["occurred_at"] for r in rows)
+    values: dict[str, Any] = {
+        "message_count": conv.message_count + len(rows),
+        "last_message_at": max(newest, conv.last_message_at) if conv.last_message_at else newest,
+        "last_activity_at": now,
+        "updated_at": now,
+    }
+    if status != old_status:
+        values["status"] = status
+        record_status_change(
+            s, tenant_id, conversation_id, old_status, status, reason=f"{rows[-1]['direction']}_message"
+        )
+    s.execute(
+        sa.update(Conversation)
+        .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
+        .values(**values)
+    )
+    if idempotency_key is not None:
+        s.add(
+            IdempotencyKey(
+                tenant_id=tenant_id,
+                key=idempotency_key,
+                request_hash=request_hash or "",
+                conversation_id=conversation_id,
+                first_seq=rows[0]["seq"],
+                last_seq=rows[-1]["seq"],
+            )
+        )
+    return Appended(answer, created=True, channel=channel)
+
+
+def _row(
+    item: dict[str, Any],
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    inbox_id: uuid.UUID | None,
+    now: datetime,
+) -> dict[str, Any]:
+    row = _DEFAULTS | {k: v for k, v in item.items() if v is not None}
+    role = Role(row["role"])
+    direction = Direction(row.get("direction") or default_direction(role))
+    if role == Role.TOOL and not row.get("tool_call_id"):
+        raise InvalidInput("a tool message needs tool_call_id")
+    row.update(
+        id=new_id(),
+        tenant_id=tenant_id,
+        conversation_id=conversation_id,
+        inbox_id=inbox_id,
+        role=role,
+        direction=direction,
+        sender_type=SenderType(row.get("sender_type") or default_sender(role, direction)),
+        message_type=MessageType(row["message_type"]),
+        occurred_at=row.get("occurred_at") or now,
+        created_at=now,
+    )
+    return row
+
+
+def _existing_by_external_id(
+    s: Session, tenant_id: uuid.UUID, conv: Any, items: Sequence[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    ext_ids = [it["external_message_id"] for it in items if it.get("external_message_id")]
+    if not ext_ids:
+        return {}
+    scope = (
+        M.c.inbox_id == conv.inbox_id
+        if conv.inbox_id is not None
+        else M.c.conversation_id == conv.id
+    )
+    q = _SELECT.where(M.c.tenant_id == tenant_id, scope, M.c.external_message_id.in_(ext_ids))
+    return {r["external_message_id"]: dict(r) for r in s.execute(q).mappings()}
+
+
+def _range(
+    s: Session, tenant_id: uuid.UUID, conversation_id: uuid.UUID, first: int, last: int
+) -> list[dict[str, Any]]:
+    q = _SELECT.where(
+        M.c.tenant_id == tenant_id,
+        M.c.conversation_id == conversation_id,
+        M.c.seq.between(first, last),
+    ).order_by(M.c.seq)
+    return [dict(r) for r in s.execute(q).mappings()]
+
+
+def list_range(
+    db: Database,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    *,
+    after_seq: int | None = None,
+    before_seq: int | None = None,
+    limit: int = 50,
+    latest: bool = False,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Messages in seq order, and whether more lie beyond the page.
+
+    Pages forward from ``after_seq``; with ``latest`` the page is the newest ``limit``
+    messages (below ``before_seq`` if given), still returned in seq order, and "more" means
+    older messages exist.
+    """
+    where = [M.c.tenant_id == tenant_id, M.c.conversation_id == conversation_id]
+    if after_seq is not None:
+        where.append(M.c.seq > after_seq)
+    if before_seq is not None:
+        where.append(M.c.seq < before_seq)
+    order = M.c.seq.desc() if latest else M.c.seq
+    q = _SELECT.where(*where).order_by(order).limit(limit + 1)
+    with db.read() as s:
+        rows = [dict(r) for r in s.execute(q).mappings()]
+        if not rows:
+            _require_conversation(s, tenant_id, conversation_id)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if latest:
+        rows.reverse()
+    return rows, more
+
+
+_LAST = (
+    _SELECT.where(
+        M.c.tenant_id == sa.bindparam("t"), M.c.conversation_id == sa.bindparam("c")
+    )
+    .order_by(M.c.seq.desc())
+    .limit(sa.bindparam("n"))
+)
+
+
+def last(
+    db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID, n: int = 20
+) -> list[dict[str, Any]]:
+    """The newest ``n`` messages in seq order: the agent's working window."""
+    with db.read() as s:
+        rows = s.execute(_LAST, {"t": tenant_id, "c": conversation_id, "n": n}).mappings().all()
+    return [dict(r) for r in reversed(rows)]
+
+
+def _require_conversation(s: Session, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+    found = s.scalar(
+        sa.select(Conversation.id).where(
+            Conversation.tenant_id == tenant_id, Conversation.id == conversation_id
+        )
+    )
+    if found is None:
+        raise NotFound("conversation not found", conversation_id=str(conversation_id))
