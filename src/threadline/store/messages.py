@@ -64,6 +64,7 @@ class Appended:
     messages: list[dict[str, Any]]
     created: bool
     channel: Channel
+    stored: int = 0
 
 
 def default_sender(role: Role, direction: Direction) -> SenderType:
@@ -208,7 +209,7 @@ def _append(
                 last_seq=rows[-1]["seq"],
             )
         )
-    return Appended(answer, created=True, channel=channel)
+    return Appended(answer, created=True, channel=channel, stored=len(rows))
 
 
 def _row(

@@ -1,0 +1,23 @@
+"""Version 1 of the REST API: one router module per resource."""
+
+from fastapi import APIRouter
+
+from threadline.api.schemas.common import ErrorResponse
+from threadline.api.v1 import contacts, conversations, messages
+
+_ERRORS = {
+    code: {"model": ErrorResponse, "description": text}
+    for code, text in {
+        400: "Malformed JSON or an invalid cursor",
+        401: "Missing, unknown or revoked API key",
+        404: "Not found (also for another tenant's ids)",
+        413: "Body or content over the size limit",
+        415: "The body is not JSON",
+        422: "The body or query breaks a rule",
+    }.items()
+}
+
+router = APIRouter(prefix="/v1", responses=_ERRORS)  # type: ignore[arg-type]
+router.include_router(contacts.router)
+router.include_router(conversations.router)
+router.include_router(messages.router)

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from threadline.api.deps import CallerDep, DatabaseDep
+from threadline.api.schemas.common import Page
+from threadline.api.schemas.conversations import (
+    ConversationCreate,
+    ConversationDetail,
+    ConversationRead,
+    ConversationUpdate,
+    EventRead,
+)
+from threadline.api.schemas.messages import MessageRead
+from threadline.api.v1.params import Cursor, Limit
+from threadline.domain.enums import Channel, ConversationStatus
+from threadline.store import conversations, messages
+
+router = APIRouter(prefix="/conversations", tags=["conversations"])
+
+
+@router.post("", status_code=201, response_model=ConversationRead)
+def create_conversation(
+    body: ConversationCreate, db: DatabaseDep, caller: CallerDep
+) -> ConversationRead:
+    """Start a conversation with an existing contact (`contact_id`) or one described by
+    `contact` (matched by phone, then email, else created)."""
+    fields = body.model_dump(exclude_unset=True)
+    if body.contact is not None:
+        fields["contact"] = body.contact.model_dump()
+    conv = conversations.create(db, caller.tenant_id, fields)
+    return ConversationRead.model_validate(conv)
+
+
+@router.get("", response_model=Page[ConversationRead])
+def list_conversations(
+    db: DatabaseDep,
+    caller: CallerDep,
+    status: ConversationStatus | None = None,
+    channel: Channel | None = None,
+    contact_id: uuid.UUID | None = None,
+    inbox_id: uuid.UUID | None = None,
+    assignee_id: uuid.UUID | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ConversationRead]:
+    """Conversations with the most recent activity first."""
+    page = conversations.list_page(
+        db,
+        caller.tenant_id,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        channel=channel,
+        contact_id=contact_id,
+        inbox_id=inbox_id,
+        assignee_id=assignee_id,
+    )
+    return Page(
+        data=[ConversationRead.model_validate(c) for c in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get("/{conversation_id}", response_model=ConversationDetail)
+def get_conversation(
+    conversation_id: uuid.UUID,
+    db: DatabaseDep,
+    caller: CallerDep,
+    include: Annotated[list[Literal["messages", "events"]], Query()] = [],  # noqa: B006 - FastAPI copies defaults
+) -> ConversationDetail:
+    """A conversation; `include=messages` adds its newest 50 messages, `include=events` its events."""
+    conv = conversations.get(db, caller.tenant_id, conversation_id)
+    detail = ConversationDetail.model_validate(conv)
+    if "messages" in include:
+        rows = messages.last(db, caller.tenant_id, conversation_id, 50)
+        detail.messages = [MessageRead.model_validate(r) for r in rows]
+    if "events" in include:
+        evs = conversations.events(db, caller.tenant_id, conversation_id)
+        detail.events = [EventRead.model_validate(e) for e in evs]
+    return detail
+
+
+@router.patch("/{conversation_id}", response_model=ConversationRead, responses={409: {}})
+def update_conversation(
+    conversation_id: uuid.UUID, body: ConversationUpdate, db: DatabaseDep, caller: CallerDep
+) -> ConversationRead:
+    """Change status, title, assignee or metadata. A status change the state machine
+    forbids (for example archived -> waiting) answers 409."""
+    conv = conversations.update(
+        db, caller.tenant_id, conversation_id, body.model_dump(exclude_unset=True)
+    )
+    return ConversationRead.model_validate(conv)
+
+
+@router.get("/{conversation_id}/events", response_model=list[EventRead])
+def list_events(conversation_id: uuid.UUID, db: DatabaseDep, caller: CallerDep) -> list[EventRead]:
+    """The conversation's audit trail: created, status changes, assignments."""
+    evs = conversations.events(db, caller.tenant_id, conversation_id)
+    return [EventRead.model_validate(e) for e in evs]

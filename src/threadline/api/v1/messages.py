@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+
+from threadline.api.deps import CallerDep, DatabaseDep, MetricsDep, SettingsDep
+from threadline.api.schemas.common import INT32_MAX
+from threadline.api.schemas.messages import MessageBatch, MessageCreate, MessageList, MessageRead
+from threadline.api.v1.params import Cursor
+from threadline.domain.errors import InvalidCursor, InvalidInput, PayloadTooLarge
+from threadline.settings import Settings
+from threadline.store import messages, pagination
+
+router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retries with the same key answer the first result and store nothing.",
+    ),
+]
+Seq = Annotated[int | None, Query(ge=0, le=INT32_MAX)]
+
+
+def _request_hash(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+def _check_sizes(items: list[MessageCreate], settings: Settings) -> None:
+    limit = settings.max_content_chars
+    for i, item in enumerate(items):
+        for field in ("content", "content_html", "prompt_used"):
+            value = getattr(item, field)
+            if value is not None and len(value) > limit:
+                raise PayloadTooLarge(
+                    f"{field} is over the {limit}-character limit",
+                    index=i,
+                    field=field,
+                    limit=limit,
+                    length=len(value),
+                )
+
+
+def _store(
+    conversation_id: uuid.UUID,
+    items: list[MessageCreate],
+    key: str | None,
+    path: str,
+    db: Any,
+    caller: Any,
+    settings: Settings,
+    metrics: Any,
+    response: Response,
+) -> list[dict[str, Any]]:
+    if len(items) > settings.max_batch_messages:
+        raise InvalidInput(
+            f"a batch holds at most {settings.max_batch_messages} messages", count=len(items)
+        )
+    _check_sizes(items, settings)
+    columns = [m.to_columns() for m in items]
+    request_hash = (
+        _request_hash("POST", path, [m.model_dump(mode="json", exclude_unset=True) for m in items])
+        if key
+        else None
+    )
+    result = messages.append(
+        db, caller.tenant_id, conversation_id, columns, idempotency_key=key, request_hash=request_hash
+    )
+    if result.created:
+        metrics.messages_stored.labels(result.channel.value).inc(result.stored)
+    else:
+        response.status_code = 200
+    return result.messages
+
+
+_REPLAY = {200: {"model": MessageRead, "description": "A replay: the original, nothing stored"}}
+
+
+@router.post("", status_code=201, response_model=MessageRead, responses=_REPLAY)
+def append_message(
+    conversation_id: uuid.UUID,
+    body: MessageCreate,
+    response: Response,
+    db: DatabaseDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> MessageRead:
+    """Append one message; it gets the conversation's next `seq`.
+
+    A replay (same `Idempotency-Key`, or an `external_message_id` already stored for this
+    inbox or conversation) answers 200 with the original and stores nothing. An
+    `Idempotency-Key` reused with a different body answers 422.
+    """
+    path = f"/v1/conversations/{conversation_id}/messages"
+    rows = _store(conversation_id, [body], idempotency_key, path, db, caller, settings, metrics, response)
+    return MessageRead.model_validate(rows[0])
+
+
+@router.post("/batch", status_code=201, response_model=MessageList)
+def append_batch(
+    conversation_id: uuid.UUID,
+    body: MessageBatch,
+    response: Response,
+    db: DatabaseDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> MessageList:
+    """Append many messages at once, all or nothing (history import).
+
+    New messages take seqs in `occurred_at` order; the answer lists them in request order.
+    Messages whose `external_message_id` is already stored are answered, not stored again.
+    """
+    path = f"/v1/conversations/{conversation_id}/messages/batch"
+    rows = _store(
+        conversation_id, body.messages, idempotency_key, path, db, caller, settings, metrics, response
+    )
+    return MessageList(data=[MessageRead.model_validate(r) for r in rows])
+
+
+@router.get("", response_model=MessageList)
+def list_messages(
+    conversation_id: uuid.UUID,
+    db: DatabaseDep,
+    caller: CallerDep,
+    after_seq: Seq = None,
+    before_seq: Seq = None,
+    latest: Annotated[
+        bool, Query(description="The newest `limit` messages (below `before_seq`), in seq order.")
+    ] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Cursor = None,
+) -> MessageList:
+    """Messages in `seq` order. Page forward with `after_seq` (or `next_cursor`); with
+    `latest=true`, page backward from the newest."""
+    if cursor:
+        direction, seq = pagination.decode(cursor, kinds=(str, int))
+        if direction == "after":
+            after_seq, latest = seq, False
+        elif direction == "before":
+            before_seq, latest = seq, True
+        else:
+            raise InvalidCursor("the cursor is not one this server issued")
+    rows, more = messages.list_range(
+        db,
+        caller.tenant_id,
+        conversation_id,
+        after_seq=after_seq,
+        before_seq=before_seq,
+        limit=limit,
+        latest=latest,
+    )
+    next_cursor = None
+    if more and rows:
+        next_cursor = (
+            pagination.encode("before", rows[0]["seq"])
+            if latest
+            else pagination.encode("after", rows[-1]["seq"])
+        )
+    return MessageList(data=[MessageRead.model_validate(r) for r in rows], next_cursor=next_cursor)
