@@ -1,0 +1,23 @@
+"""The ``threadline`` command: one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from threadline.cli import db, serve, tenants
+
+app = typer.Typer(
+    name="threadline",
+    help="Threadline: the conversation backbone for AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.command("serve")(serve.serve)
+app.add_typer(db.app, name="db")
+app.add_typer(tenants.tenant_app, name="tenant")
+app.add_typer(tenants.key_app, name="key")
+app.add_typer(tenants.user_app, name="user")
+
+
+def main() -> None:
+    app()
