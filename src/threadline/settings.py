@@ -24,7 +24,7 @@ class Settings(BaseSettings):
         "development", description="production refuses the built-in development secret key."
     )
     secret_key: SecretStr = Field(
-        SecretStr(DEV_SECRET), description="Signs sessions and encrypts inbox secrets at rest."
+        SecretStr(DEV_SECRET), description="The server's secret; must be set when THREADLINE_ENVIRONMENT=production."
     )
     public_url: str = Field(
         "http://127.0.0.1:8000", description="The URL providers and people use to reach this server."
@@ -52,12 +52,6 @@ class Settings(BaseSettings):
         description="FULL makes every acknowledged write survive power loss; NORMAL only a crash.",
     )
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process.")
-    llm_base_url: str | None = Field(None, description="Any OpenAI-compatible endpoint.")
-    llm_api_key: SecretStr | None = Field(None, description="API key for the LLM endpoint.")
-    llm_model: str = Field("gpt-4o-mini", description="Default chat model.")
-    embeddings: Literal["local", "openai", "none"] = Field(
-        "local", description="Where embeddings for semantic search come from."
-    )
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

@@ -1,0 +1,104 @@
+"""The README cannot drift: its settings and CLI tables match the code, and its tour runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import typer
+
+from threadline.cli import app as cli_app
+from threadline.settings import Settings
+from threadline.store import Database, migrate
+
+from conftest import make_tenant
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+
+
+def _section(name: str) -> str:
+    match = re.search(rf"<!-- {name}:start -->(.*?)<!-- {name}:end -->", README, re.S)
+    assert match, f"README has no {name} section"
+    return match.group(1)
+
+
+def test_every_setting_is_documented_and_nothing_else() -> None:
+    documented = set(re.findall(r"`(THREADLINE_[A-Z_]+)`", _section("settings")))
+    actual = {f"THREADLINE_{name.upper()}" for name in Settings.model_fields}
+    assert documented == actual
+
+
+def _commands(app: typer.Typer, prefix: str = "threadline") -> set[str]:
+    out = {f"{prefix} {c.name or c.callback.__name__}" for c in app.registered_commands}  # type: ignore[union-attr]
+    for group in app.registered_groups:
+        out |= _commands(group.typer_instance, f"{prefix} {group.name}")  # type: ignore[arg-type]
+    return out
+
+
+def test_every_cli_command_is_documented() -> None:
+    documented = set(re.findall(r"`(threadline(?: [a-z]+){1,2})", _section("cli")))
+    assert _commands(cli_app) <= documented
+    assert documented <= _commands(cli_app)
+
+
+def test_quickstart_is_two_commands() -> None:
+    quickstart = README.split("## Quickstart", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#")[0].strip() for line in quickstart.strip().splitlines()]
+    assert commands == ["make run", "make test"]
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    assert "make test" in ci
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_readme_tour_runs_against_a_live_server(db: Database, db_url: str, tmp_path: Path) -> None:
+    migrate.upgrade(db)
+    key = make_tenant(db).token
+    port = _free_port()
+    env = os.environ | {"THREADLINE_DATABASE_URL": db_url, "THREADLINE_LOG_LEVEL": "warning"}
+    with (tmp_path / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "threadline", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        tour = _section("tour").split("```bash", 1)[1].rsplit("```", 1)[0]
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", tour],
+            env=os.environ | {"TL": base, "KEY": key},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr + (tmp_path / "server.log").read_text()
+        assert result.stdout.strip().endswith("409")
+        messages = httpx.get(
+            f"{base}/v1/conversations?limit=1", headers={"Authorization": f"Bearer {key}"}
+        ).json()["data"]
+        assert messages[0]["message_count"] == 5
+        assert messages[0]["status"] == "archived"
+    finally:
+        server.kill()
+        server.wait()
