@@ -48,7 +48,14 @@ COLUMNS = [c.key for c in M.columns]
 _SELECT = sa.select(*M.columns)
 
 #: Columns a caller may set; everything else is assigned here.
-WRITABLE = frozenset(COLUMNS) - {"id", "tenant_id", "conversation_id", "inbox_id", "seq", "created_at"}
+WRITABLE = frozenset(COLUMNS) - {
+    "id",
+    "tenant_id",
+    "conversation_id",
+    "inbox_id",
+    "seq",
+    "created_at",
+}
 
 _DEFAULTS: dict[str, Any] = {c: None for c in COLUMNS} | {
     "sender_type": None,
@@ -155,8 +162,7 @@ def _append(
                     "this Idempotency-Key was already used with a different request",
                     idempotency_key=idempotency_key,
                 )
-            stored = _range(s, tenant_id, key.conversation_id, key.first_seq, key.last_seq)
-            return Appended(stored, created=False, channel=channel)
+            return Appended(_replay(s, tenant_id, conv, key, items), created=False, channel=channel)
 
     existing = _existing_by_external_id(s, tenant_id, conv, items)
 
@@ -190,9 +196,8 @@ def _append(
     }
     if status != old_status:
         values["status"] = status
-        record_status_change(
-            s, tenant_id, conversation_id, old_status, status, reason=f"{rows[-1]['direction']}_message"
-        )
+        reason = f"{rows[-1]['direction']}_message"
+        record_status_change(s, tenant_id, conversation_id, old_status, status, reason=reason)
     s.execute(
         sa.update(Conversation)
         .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
@@ -210,6 +215,39 @@ def _append(
             )
         )
     return Appended(answer, created=True, channel=channel, stored=len(rows))
+
+
+def _replay(
+    s: Session,
+    tenant_id: uuid.UUID,
+    conv: Any,
+    key: IdempotencyKey,
+    items: Sequence[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The first request's answer again, in request order.
+
+    The request is the same one (its hash matched), so its new messages took the key's seq
+    range in the order ``_append`` gave them: stably by ``occurred_at``, which defaulted to
+    the time they were stored. The other items were answered from messages stored earlier
+    under their ``external_message_id``.
+    """
+    stored = _range(s, tenant_id, conv.id, key.first_seq, key.last_seq)
+    ours = {r["external_message_id"] for r in stored if r["external_message_id"] is not None}
+    earlier = _existing_by_external_id(
+        s, tenant_id, conv, [it for it in items if it.get("external_message_id") not in ours]
+    )
+    new = [i for i, it in enumerate(items) if it.get("external_message_id") not in earlier]
+    if not stored or len(new) != len(stored):
+        return stored  # not the request that made this key: answer what the key stored
+    stored_at = stored[0]["created_at"]
+    new.sort(key=lambda i: items[i].get("occurred_at") or stored_at)
+    answer: list[dict[str, Any]] = [{} for _ in items]
+    for i, row in zip(new, stored, strict=True):
+        answer[i] = row
+    for i, it in enumerate(items):
+        if not answer[i]:
+            answer[i] = earlier[it["external_message_id"]]
+    return answer
 
 
 def _row(
