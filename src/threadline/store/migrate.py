@@ -82,10 +82,14 @@ def check(db: Database) -> CheckReport:
 
 
 def _flatten(diffs: list[Any]) -> list[Any]:
+    """One flat list, without the index lines of a table already reported missing or extra."""
     out: list[Any] = []
     for d in diffs:
         out.extend(d if isinstance(d, list) else [d])
-    return out
+    whole = {d[1].name for d in out if d[0] in ("add_table", "remove_table")}
+    return [
+        d for d in out if not (d[0] in ("add_index", "remove_index") and d[1].table.name in whole)
+    ]
 
 
 def _describe(diff: tuple[Any, ...]) -> str:
@@ -111,5 +115,8 @@ def _describe(diff: tuple[Any, ...]) -> str:
     if kind == "remove_fk":
         return f"extra foreign key {diff[1].name} on {diff[1].table.name}"
     if kind.startswith("modify_"):
-        return f"changed {kind[7:]} of {diff[2]}.{diff[3]}: {diff[5]!r} in the database, {diff[6]!r} in the models"
+        return (
+            f"changed {kind[7:]} of {diff[2]}.{diff[3]}: "
+            f"{diff[5]!r} in the database, {diff[6]!r} in the models"
+        )
     return repr(diff)
