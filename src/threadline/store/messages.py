@@ -17,6 +17,8 @@ conversations meet a unique index instead; the loser retries once and is answere
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,8 +97,16 @@ def append(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> Appended:
-    """Store ``items`` (column values) at the end of a conversation, all or nothing."""
+    """Store ``items`` (column values) at the end of a conversation, all or nothing.
+
+    With ``idempotency_key``, a second call with the same key and the same request (by
+    ``request_hash``, else by the items themselves) answers the first call's messages and
+    stores nothing; the same key with another request or conversation raises
+    ``IdempotencyMismatch``.
+    """
     _check_batch(items)
+    if idempotency_key is not None and request_hash is None:
+        request_hash = _items_hash(items)
     for attempt in (1, 2):
         try:
             with db.write() as s:
@@ -105,6 +115,11 @@ def append(
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def _items_hash(items: Sequence[dict[str, Any]]) -> str:
+    canonical = json.dumps(list(items), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _check_batch(items: Sequence[dict[str, Any]]) -> None:
@@ -157,7 +172,7 @@ def _append(
             )
         ).scalar_one_or_none()
         if key is not None:
-            if key.request_hash != request_hash:
+            if key.request_hash != request_hash or key.conversation_id != conversation_id:
                 raise IdempotencyMismatch(
                     "this Idempotency-Key was already used with a different request",
                     idempotency_key=idempotency_key,
@@ -208,7 +223,7 @@ def _append(
             IdempotencyKey(
                 tenant_id=tenant_id,
                 key=idempotency_key,
-                request_hash=request_hash or "",
+                request_hash=request_hash,
                 conversation_id=conversation_id,
                 first_seq=rows[0]["seq"],
                 last_seq=rows[-1]["seq"],
