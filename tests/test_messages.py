@@ -505,21 +505,33 @@ def test_batch_is_all_or_nothing(api: TestClient, conversation: Json, bad: Json)
     assert [m["seq"] for m in _all(api, conversation)] == [1, 2]
 
 
-def test_batch_failing_inside_the_database_stores_nothing(
-    api: TestClient, conversation: Json
+def test_parent_message_must_be_the_tenants_own(
+    api: TestClient, app: Any, db: Database, conversation: Json
 ) -> None:
-    # The parent does not exist: the database refuses the third row after two went in.
-    bad_parent = {"role": "user", "content": "three", "parent_message_id": str(uuid.uuid4())}
-    r = _batch(
-        api,
-        conversation,
-        [{"role": "user", "content": "one"}, {"role": "user", "content": "two"}, bad_parent],
-    )
-    assert 400 <= r.status_code < 500, r.text
-    _assert_error(r, r.status_code)
-    assert _conv(api, conversation)["message_count"] == 0
-    assert _all(api, conversation) == []
-    assert _post(api, conversation, {"role": "user", "content": "next"}).json()["seq"] == 1
+    parent = _post(api, conversation, {"role": "user", "content": "root"}).json()
+    reply = {"role": "assistant", "content": "re", "parent_message_id": parent["id"]}
+    r = _post(api, conversation, reply)
+    assert r.status_code == 201, r.text
+    assert r.json()["parent_message_id"] == parent["id"]
+
+    # Unknown parent, last in a batch: refused as input, and nothing of the batch is stored.
+    unknown = {"role": "user", "content": "three", "parent_message_id": str(uuid.uuid4())}
+    one, two = {"role": "user", "content": "one"}, {"role": "user", "content": "two"}
+    err = _assert_error(_batch(api, conversation, [one, two, unknown]), 422)
+    assert err["details"]["index"] == 2
+    assert _conv(api, conversation)["message_count"] == 2
+
+    # Another tenant's message is no parent either, and the answer does not tell it exists.
+    other = make_tenant(db)
+    with TestClient(app, headers=other.headers, raise_server_exceptions=False) as api2:
+        conv2 = _new_conversation(api2)
+        foreign = {"role": "user", "content": "x", "parent_message_id": parent["id"]}
+        made_up = foreign | {"parent_message_id": str(uuid.uuid4())}
+        a = _assert_error(_post(api2, conv2, foreign), 422)
+        b = _assert_error(_post(api2, conv2, made_up), 422)
+        assert (a["code"], a["message"]) == (b["code"], b["message"])
+        assert _conv(api2, conv2)["message_count"] == 0
+    assert [m["seq"] for m in _all(api, conversation)] == [1, 2]
 
 
 def test_empty_and_oversized_batches_are_refused(api: TestClient, conversation: Json) -> None:

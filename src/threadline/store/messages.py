@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -45,7 +45,7 @@ from threadline.store.database import Database
 from threadline.store.models import Conversation, IdempotencyKey, Message
 from threadline.store.types import utcnow
 
-M = Message.__table__
+M = cast(sa.Table, Message.__table__)  # a mapped class's table is typed as FromClause
 COLUMNS = [c.key for c in M.columns]
 _SELECT = sa.select(*M.columns)
 
@@ -193,6 +193,8 @@ def _append(
             answer.append(rows[-1])
     if not rows:
         return Appended(answer, created=False, channel=channel)
+    stored_now = [{} if it.get("external_message_id") in existing else it for it in items]
+    _check_parents(s, tenant_id, stored_now)
     rows.sort(key=lambda r: r["occurred_at"])  # stable: equal times keep request order
     for offset, row in enumerate(rows, start=1):
         row["seq"] = conv.message_count + offset
@@ -292,6 +294,27 @@ def _row(
     return row
 
 
+def _check_parents(s: Session, tenant_id: uuid.UUID, items: Sequence[dict[str, Any]]) -> None:
+    """A ``parent_message_id`` must name one of the tenant's messages.
+
+    The foreign key alone would accept another tenant's message (and answer a bare
+    constraint error for an unknown id, telling which ids exist in other tenants).
+    """
+    wanted = {it["parent_message_id"] for it in items if it.get("parent_message_id")}
+    if not wanted:
+        return
+    q = sa.select(M.c.id).where(M.c.tenant_id == tenant_id, M.c.id.in_(wanted))
+    found = set(s.scalars(q))
+    for i, it in enumerate(items):
+        parent = it.get("parent_message_id")
+        if parent and parent not in found:
+            raise InvalidInput(
+                "parent_message_id does not name a message of this tenant",
+                parent_message_id=str(parent),
+                index=i,
+            )
+
+
 def _existing_by_external_id(
     s: Session, tenant_id: uuid.UUID, conv: Any, items: Sequence[dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
@@ -353,9 +376,7 @@ def list_range(
 
 
 _LAST = (
-    _SELECT.where(
-        M.c.tenant_id == sa.bindparam("t"), M.c.conversation_id == sa.bindparam("c")
-    )
+    _SELECT.where(M.c.tenant_id == sa.bindparam("t"), M.c.conversation_id == sa.bindparam("c"))
     .order_by(M.c.seq.desc())
     .limit(sa.bindparam("n"))
 )
