@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from conftest import make_tenant
+from threadline.settings import Settings
 from threadline.store import Database, conversations
 
 CLIENTS = 4  # client 0 sends batches, the others single messages
@@ -246,3 +248,21 @@ def test_kill_9_loses_no_acknowledged_message(db: Database, db_url: str, tmp_pat
     finally:
         stop.set()
         server.stop()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_sqlite_connections_commit_durably(db_url: str) -> None:
+    """Every pooled connection runs WAL with synchronous=FULL unless settings say NORMAL."""
+    settings = Settings(database_url=db_url, environment="test")
+    for synchronous, level in ((settings.sqlite_synchronous, 2), ("NORMAL", 1)):
+        db = Database.from_url(db_url, sqlite_synchronous=synchronous)
+        try:
+            held = [db.engine.connect() for _ in range(3)]  # three distinct connections
+            for conn in held:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            for conn in held:
+                conn.close()
+        finally:
+            db.dispose()
