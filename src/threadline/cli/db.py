@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from threadline.cli._common import database, err, out
 from threadline.store import migrate
@@ -53,7 +54,7 @@ def check() -> None:
     if report.revision != report.head:
         err.print(f"revision {report.revision or 'base'} is not head {report.head}")
     for line in report.differences:
-        err.print(f"- {line}")
+        err.print(f"- {escape(line)}", highlight=False)
     if not report.ok:
         raise typer.Exit(1)
     out.print(f"schema matches the models (revision {report.revision})")

@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
-from rich.panel import Panel
 
-from threadline.api.app import create_app
-from threadline.cli._common import friendly_errors, open_database, out
+from threadline.cli._common import err, friendly_errors, load_settings, open_database, out
 from threadline.settings import Settings
-from threadline.store import migrate, tenants
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Listen address [default: settings.host].")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address [default: settings.host].")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Listen port [default: settings.port].")] = None,
 ) -> None:
     """Start the server: upgrade the schema if needed, then serve the API on HOST:PORT.
@@ -23,29 +21,27 @@ def serve(
     On the first start with an empty database it creates the 'default' tenant and an admin
     API key, and prints the key once.
     """
+    # The web stack is imported here, not at module level, so that the other commands start
+    # without paying for it.
+    import uvicorn
+
+    from threadline.api.app import create_app
+    from threadline.logs import configure_logging
+    from threadline.store import migrate, tenants
+
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    db = open_database(settings)
+    settings = load_settings(**overrides)
+    configure_logging(settings, stdlib=True)
     with friendly_errors():
+        db = open_database(settings)
         if settings.auto_migrate:
             migrate.upgrade(db)
         elif not migrate.is_current(db):
-            out.print("[yellow]the schema is not current: run 'threadline db upgrade'[/yellow]")
+            err.print("[yellow]the schema is not current: run 'threadline db upgrade'[/yellow]")
         token = tenants.bootstrap(db)
-    base = f"http://{settings.host}:{settings.port}"
+    base = f"http://{_reachable(settings.host)}:{settings.port}"
     if token:
-        out.print(
-            Panel.fit(
-                f"Created tenant 'default' and an admin API key (shown only now):\n\n"
-                f"  [bold]{token}[/bold]\n\n"
-                "Try it:\n"
-                f"  curl -s -X POST {base}/v1/conversations \\\n"
-                f"    -H 'Authorization: Bearer {token}' \\\n"
-                "    -H 'Content-Type: application/json' \\\n"
-                "    -d '{\"contact\": {\"name\": \"Ada\", \"phone\": \"+14155550100\"}}'",
-                title="Threadline is ready",
-            )
-        )
+        _print_first_start(base, token)
     out.print(f"API on {base}/v1  ·  docs on {base}/docs  ·  database {_safe(settings)}")
     app = create_app(settings, db)
     uvicorn.run(
@@ -53,9 +49,42 @@ def serve(
         host=settings.host,
         port=settings.port,
         access_log=False,
+        log_config=None,  # uvicorn's records go through our structured logging
         log_level=settings.log_level,
         server_header=False,
     )
+
+
+def _print_first_start(base: str, token: str) -> None:
+    """Show the new admin key once, with a curl command that pastes into a shell as is.
+
+    Plain lines, flushed at once: no box or wrapping that would break the command when it is
+    copied, and visible immediately even when standard output is a pipe (docker, systemd).
+    """
+    lines = [
+        "",
+        "Threadline is ready. Created tenant 'default' and an admin API key (shown only now):",
+        "",
+        f"    {token}",
+        "",
+        "Try it:",
+        "",
+        f"curl -s -X POST {base}/v1/conversations \\",
+        f"  -H 'Authorization: Bearer {token}' \\",
+        "  -H 'Content-Type: application/json' \\",
+        '  -d \'{"contact": {"name": "Ada", "phone": "+14155550100"}}\'',
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _reachable(host: str) -> str:
+    """The address a local client uses to reach a server listening on ``host``."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _safe(settings: Settings) -> str:

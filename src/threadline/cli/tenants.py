@@ -6,7 +6,11 @@ import uuid
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from threadline.cli._common import database, out
 from threadline.domain.enums import UserRole
@@ -17,6 +21,24 @@ key_app = typer.Typer(help="API keys: shown once, stored as hashes.", no_args_is
 user_app = typer.Typer(help="Operators who sign in to the dashboard.", no_args_is_help=True)
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant slug.")]
+_WHEN = "%Y-%m-%d %H:%M"
+
+
+def _table(*columns: str) -> Table:
+    """A compact table whose ids are never wrapped or cut, so they can be copied whole."""
+    table = Table(box=box.SIMPLE_HEAD)
+    for name in columns:
+        if name == "id":
+            table.add_column(name, no_wrap=True, min_width=36)
+        else:
+            table.add_column(name, no_wrap=name in ("slug", "prefix"))
+    return table
+
+
+def _print(table: Table) -> None:
+    """Print at the table's natural width: a narrow or piped terminal must not cut ids."""
+    natural = Measurement.get(out, out.options.update_width(1_000), table).maximum
+    Console(width=max(out.width, natural)).print(table)
 
 
 @tenant_app.command("create")
@@ -35,10 +57,10 @@ def tenant_list() -> None:
     """List tenants."""
     with database() as db:
         rows = tenants.list_tenants(db)
-    table = Table("slug", "name", "id", "created")
+    table = _table("slug", "name", "id", "created")
     for t in rows:
-        table.add_row(t.slug, t.name, str(t.id), t.created_at.strftime("%Y-%m-%d %H:%M"))
-    out.print(table)
+        table.add_row(t.slug, Text(t.name), str(t.id), t.created_at.strftime(_WHEN))
+    _print(table)
 
 
 @key_app.command("create")
@@ -60,11 +82,13 @@ def key_list(tenant: TenantOpt = "default") -> None:
     with database() as db:
         t = tenants.get_tenant(db, tenant)
         rows = tenants.list_api_keys(db, t.id)
-    table = Table("id", "name", "prefix", "created", "revoked")
+    table = _table("id", "name", "prefix", "created", "revoked")
     for k in rows:
-        revoked = k.revoked_at.strftime("%Y-%m-%d %H:%M") if k.revoked_at else ""
-        table.add_row(str(k.id), k.name, k.prefix + "…", k.created_at.strftime("%Y-%m-%d %H:%M"), revoked)
-    out.print(table)
+        revoked = k.revoked_at.strftime(_WHEN) if k.revoked_at else ""
+        table.add_row(
+            str(k.id), Text(k.name), k.prefix + "…", k.created_at.strftime(_WHEN), revoked
+        )
+    _print(table)
 
 
 @key_app.command("revoke")

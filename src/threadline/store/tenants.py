@@ -7,6 +7,7 @@ so a key is shown once, at creation. Users' passwords are hashed with pwdlib (Ar
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -16,12 +17,13 @@ from pwdlib import PasswordHash
 from sqlalchemy.exc import IntegrityError
 
 from threadline.domain.enums import UserRole
-from threadline.domain.errors import AlreadyExists, NotFound, Unauthenticated
+from threadline.domain.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
 from threadline.store.database import Database
 from threadline.store.models import ApiKey, Tenant, User
 from threadline.store.types import utcnow
 
 KEY_PREFIX = "tl_"
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 _passwords = PasswordHash.recommended()
 
 
@@ -38,6 +40,13 @@ def hash_key(token: str) -> str:
 
 
 def create_tenant(db: Database, slug: str, name: str | None = None) -> Tenant:
+    """Create a tenant; ``slug`` is 1-64 lower-case letters, digits and inner hyphens."""
+    if not SLUG.fullmatch(slug):
+        raise InvalidInput(
+            f"invalid slug {slug!r}: use 1-64 lower-case letters, digits and hyphens "
+            "(not at either end), e.g. acme or acme-eu",
+            slug=slug,
+        )
     tenant = Tenant(slug=slug, name=name or slug)
     try:
         with db.write() as s:
@@ -77,18 +86,15 @@ def list_api_keys(db: Database, tenant_id: uuid.UUID) -> list[ApiKey]:
 
 def revoke_api_key(db: Database, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
     with db.write() as s:
-        key = s.scalar(
-            sa.select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id)
-        )
+        key = s.scalar(sa.select(ApiKey).where(ApiKey.tenant_id == tenant_id, ApiKey.id == key_id))
         if key is None:
             raise NotFound("no such API key", api_key_id=key_id)
         key.revoked_at = key.revoked_at or utcnow()
     return key
 
 
-_AUTH = (
-    sa.select(ApiKey.id, ApiKey.tenant_id)
-    .where(ApiKey.key_hash == sa.bindparam("h"), ApiKey.revoked_at.is_(None))
+_AUTH = sa.select(ApiKey.id, ApiKey.tenant_id).where(
+    ApiKey.key_hash == sa.bindparam("h"), ApiKey.revoked_at.is_(None)
 )
 
 
@@ -111,6 +117,8 @@ def create_user(
     role: UserRole = UserRole.AGENT,
     name: str | None = None,
 ) -> User:
+    if not password:
+        raise InvalidInput("the password must not be empty")
     user = User(
         tenant_id=tenant_id,
         email=email.strip().lower(),
