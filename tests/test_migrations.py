@@ -119,6 +119,42 @@ def test_check_names_a_column_dropped_and_an_extra_table(own_db: Database) -> No
     ]
 
 
+def test_check_names_check_constraints_that_drifted(own_db: Database) -> None:
+    db = own_db
+    with db.engine.begin() as conn:
+        if db.dialect == "sqlite":  # SQLite cannot alter a constraint: edit the stored DDL
+            conn.exec_driver_sql("PRAGMA writable_schema=ON")
+            conn.exec_driver_sql(
+                "UPDATE sqlite_master SET sql = replace(sql, '''escalated'', ', '') "
+                "WHERE name = 'conversations'"
+            )
+            conn.exec_driver_sql(
+                "UPDATE sqlite_master SET sql = replace(sql, 'ck_summaries_seq_range', "
+                "'ck_summaries_renamed') WHERE name = 'summaries'"
+            )
+            conn.exec_driver_sql("PRAGMA writable_schema=OFF")
+        else:
+            conn.exec_driver_sql(
+                "ALTER TABLE conversations DROP CONSTRAINT ck_conversations_conversation_status"
+            )
+            conn.exec_driver_sql(
+                "ALTER TABLE conversations ADD CONSTRAINT ck_conversations_conversation_status "
+                "CHECK (status IN ('active', 'needs_reply', 'waiting', 'archived'))"
+            )
+            conn.exec_driver_sql(
+                "ALTER TABLE summaries RENAME CONSTRAINT ck_summaries_seq_range "
+                "TO ck_summaries_renamed"
+            )
+    db.dispose()  # SQLite connections cache the schema they read
+    assert sorted(migrate.check(db).differences) == [
+        "changed check constraint ck_conversations_conversation_status on conversations: "
+        "allows ['active', 'archived', 'needs_reply', 'waiting'] in the database, "
+        "['active', 'archived', 'escalated', 'needs_reply', 'waiting'] in the models",
+        "extra check constraint ck_summaries_renamed on summaries",
+        "missing check constraint ck_summaries_seq_range on summaries",
+    ]
+
+
 def test_check_reports_a_database_behind_head(own_db: Database) -> None:
     db = own_db
     with db.engine.begin() as conn:

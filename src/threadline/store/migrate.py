@@ -6,10 +6,12 @@ live database with the models and lists what is missing or extra, like a pre-dep
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -72,13 +74,56 @@ class CheckReport:
 
 
 def check(db: Database) -> CheckReport:
+    """Compare the live schema with the models.
+
+    Alembic compares tables, columns, types, indexes, unique constraints and foreign keys;
+    CHECK constraints are compared here, by name, and for enum columns by the values they
+    allow (an enum value added in code without a migration would otherwise fail at insert).
+    """
     with db.engine.connect() as conn:
         ctx = MigrationContext.configure(
             conn, opts={"compare_type": True, "target_metadata": Base.metadata}
         )
         diffs = compare_metadata(ctx, Base.metadata)
         revision = ctx.get_current_revision()
-    return CheckReport(revision, head(), [_describe(d) for d in _flatten(diffs)])
+        checks = _compare_checks(conn)
+    return CheckReport(revision, head(), [_describe(d) for d in _flatten(diffs)] + checks)
+
+
+_QUOTED = re.compile(r"'((?:[^']|'')*)'")
+
+
+def _compare_checks(conn: sa.Connection) -> list[str]:
+    inspector = sa.inspect(conn)
+    live_tables = set(inspector.get_table_names())
+    out: list[str] = []
+    for table in Base.metadata.sorted_tables:
+        if table.name not in live_tables:
+            continue  # reported as a missing table
+        expected = {str(c.name): c for c in table.constraints if isinstance(c, sa.CheckConstraint)}
+        enums = {
+            f"ck_{table.name}_{col.type.name}": col.type
+            for col in table.columns
+            if isinstance(col.type, sa.Enum)
+        }
+        live = {
+            c["name"]: c["sqltext"]
+            for c in inspector.get_check_constraints(table.name)
+            if c.get("name")
+        }
+        for name in sorted(expected.keys() - live.keys()):
+            out.append(f"missing check constraint {name} on {table.name}")
+        for name in sorted(live.keys() - expected.keys()):
+            out.append(f"extra check constraint {name} on {table.name}")
+        for name in sorted(expected.keys() & live.keys() & enums.keys()):
+            allowed = {v.replace("''", "'") for v in _QUOTED.findall(live[name])}
+            wanted = set(enums[name].enums)
+            if allowed != wanted:
+                out.append(
+                    f"changed check constraint {name} on {table.name}: allows "
+                    f"{sorted(allowed)} in the database, {sorted(wanted)} in the models"
+                )
+    return out
 
 
 def _flatten(diffs: list[Any]) -> list[Any]:
