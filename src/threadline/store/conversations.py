@@ -170,9 +170,15 @@ def record_status_change(
             tenant_id=tenant_id,
             conversation_id=conversation_id,
             type=EventType.STATUS_CHANGED,
-            data={"from": old.value, "to": new.value, "reason": reason},
+            data=status_change_data(old, new, reason),
         )
     )
+
+
+def status_change_data(
+    old: ConversationStatus, new: ConversationStatus, reason: str
+) -> dict[str, str]:
+    return {"from": old.value, "to": new.value, "reason": reason}
 
 
 def events(db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> list[ConversationEvent]:

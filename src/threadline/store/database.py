@@ -66,6 +66,12 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A plain connection for hot read paths that need no ORM."""
+        with self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
     def read(self) -> Iterator[Session]:
         with self._sessions() as session:
             yield session
@@ -113,7 +119,8 @@ def _sqlite_engine(url: URL, synchronous: str) -> Engine:
     def _begin(conn: sa.Connection) -> None:
         # The driver runs in autocommit mode so that we choose how transactions begin: a
         # write takes the lock up front, so two writers queue instead of failing on upgrade.
+        # Straight to the driver: this runs for every transaction.
         immediate = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")  # type: ignore[union-attr]
 
     return engine

@@ -34,15 +34,16 @@ from threadline.domain.enums import (
     Channel,
     ConversationStatus,
     Direction,
+    EventType,
     MessageType,
     Role,
     SenderType,
 )
 from threadline.domain.errors import IdempotencyMismatch, InvalidInput, NotFound
 from threadline.domain.ids import new_id
-from threadline.store.conversations import record_status_change
+from threadline.store.conversations import status_change_data
 from threadline.store.database import Database
-from threadline.store.models import Conversation, IdempotencyKey, Message
+from threadline.store.models import Conversation, ConversationEvent, IdempotencyKey, Message
 from threadline.store.types import utcnow
 
 M = cast(sa.Table, Message.__table__)  # a mapped class's table is typed as FromClause
@@ -141,14 +142,31 @@ def _check_batch(items: Sequence[dict[str, Any]]) -> None:
             seen.add(ext)
 
 
-_LOCK_SQL = sa.select(
-    Conversation.id,
-    Conversation.inbox_id,
-    Conversation.channel,
-    Conversation.status,
-    Conversation.message_count,
-    Conversation.last_message_at,
-).where(Conversation.tenant_id == sa.bindparam("t"), Conversation.id == sa.bindparam("c"))
+# The hot statements are built once; SQLAlchemy then reuses their compiled form.
+C = cast(sa.Table, Conversation.__table__)
+K = cast(sa.Table, IdempotencyKey.__table__)
+E = cast(sa.Table, ConversationEvent.__table__)
+_LOCK = sa.select(
+    C.c.id, C.c.inbox_id, C.c.channel, C.c.status, C.c.message_count, C.c.last_message_at
+).where(C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c"))
+_LOCK_PG = _LOCK.with_for_update()
+_KEY = sa.select(K.c.request_hash, K.c.conversation_id, K.c.first_seq, K.c.last_seq).where(
+    K.c.tenant_id == sa.bindparam("t"), K.c.key == sa.bindparam("k")
+)
+_INSERT = M.insert()
+_INSERT_KEY = K.insert()
+_INSERT_EVENT = E.insert()
+_MOVE = (
+    C.update()
+    .where(C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c"))
+    .values(
+        message_count=sa.bindparam("p_count"),
+        last_message_at=sa.bindparam("p_last_message_at"),
+        last_activity_at=sa.bindparam("p_now"),
+        updated_at=sa.bindparam("p_updated"),
+        status=sa.bindparam("p_status"),
+    )
+)
 
 
 def _append(
@@ -159,18 +177,15 @@ def _append(
     idempotency_key: str | None,
     request_hash: str | None,
 ) -> Appended:
-    lock = _LOCK_SQL.with_for_update() if s.bind.dialect.name == "postgresql" else _LOCK_SQL  # type: ignore[union-attr]
-    conv = s.execute(lock, {"t": tenant_id, "c": conversation_id}).one_or_none()
+    conn = s.connection()
+    lock = _LOCK_PG if conn.dialect.name == "postgresql" else _LOCK
+    conv = conn.execute(lock, {"t": tenant_id, "c": conversation_id}).one_or_none()
     if conv is None:
         raise NotFound("conversation not found", conversation_id=str(conversation_id))
     channel = Channel(conv.channel)
 
     if idempotency_key is not None:
-        key = s.execute(
-            sa.select(IdempotencyKey).where(
-                IdempotencyKey.tenant_id == tenant_id, IdempotencyKey.key == idempotency_key
-            )
-        ).scalar_one_or_none()
+        key = conn.execute(_KEY, {"t": tenant_id, "k": idempotency_key}).one_or_none()
         if key is not None:
             if key.request_hash != request_hash or key.conversation_id != conversation_id:
                 raise IdempotencyMismatch(
@@ -198,38 +213,52 @@ def _append(
     rows.sort(key=lambda r: r["occurred_at"])  # stable: equal times keep request order
     for offset, row in enumerate(rows, start=1):
         row["seq"] = conv.message_count + offset
-    s.execute(sa.insert(M), rows)
+    conn.execute(_INSERT, rows)
 
     old_status = ConversationStatus(conv.status)
     status = old_status
     for row in rows:
         status = state_machine.after_message(status, row["direction"], row["role"])
     newest = max(r["occurred_at"] for r in rows)
-    values: dict[str, Any] = {
-        "message_count": conv.message_count + len(rows),
-        "last_message_at": max(newest, conv.last_message_at) if conv.last_message_at else newest,
-        "last_activity_at": now,
-        "updated_at": now,
-    }
-    if status != old_status:
-        values["status"] = status
-        reason = f"{rows[-1]['direction']}_message"
-        record_status_change(s, tenant_id, conversation_id, old_status, status, reason=reason)
-    s.execute(
-        sa.update(Conversation)
-        .where(Conversation.tenant_id == tenant_id, Conversation.id == conversation_id)
-        .values(**values)
+    conn.execute(
+        _MOVE,
+        {
+            "t": tenant_id,
+            "c": conversation_id,
+            "p_count": conv.message_count + len(rows),
+            "p_last_message_at": max(newest, conv.last_message_at)
+            if conv.last_message_at
+            else newest,
+            "p_now": now,
+            "p_updated": now,
+            "p_status": status,
+        },
     )
+    if status != old_status:
+        conn.execute(
+            _INSERT_EVENT,
+            {
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "conversation_id": conversation_id,
+                "type": EventType.STATUS_CHANGED,
+                "data": status_change_data(old_status, status, f"{rows[-1]['direction']}_message"),
+                "created_at": now,
+            },
+        )
     if idempotency_key is not None:
-        s.add(
-            IdempotencyKey(
-                tenant_id=tenant_id,
-                key=idempotency_key,
-                request_hash=request_hash,
-                conversation_id=conversation_id,
-                first_seq=rows[0]["seq"],
-                last_seq=rows[-1]["seq"],
-            )
+        conn.execute(
+            _INSERT_KEY,
+            {
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "key": idempotency_key,
+                "request_hash": request_hash,
+                "conversation_id": conversation_id,
+                "first_seq": rows[0]["seq"],
+                "last_seq": rows[-1]["seq"],
+                "created_at": now,
+            },
         )
     return Appended(answer, created=True, channel=channel, stored=len(rows))
 
@@ -238,7 +267,7 @@ def _replay(
     s: Session,
     tenant_id: uuid.UUID,
     conv: Any,
-    key: IdempotencyKey,
+    key: Any,
     items: Sequence[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """The first request's answer again, in request order.
@@ -315,19 +344,30 @@ def _check_parents(s: Session, tenant_id: uuid.UUID, items: Sequence[dict[str, A
             )
 
 
+_BY_EXTERNAL_IN_INBOX = _SELECT.where(
+    M.c.tenant_id == sa.bindparam("t"),
+    M.c.inbox_id == sa.bindparam("scope"),
+    M.c.external_message_id.in_(sa.bindparam("ext", expanding=True)),
+)
+_BY_EXTERNAL_IN_CONVERSATION = _SELECT.where(
+    M.c.tenant_id == sa.bindparam("t"),
+    M.c.conversation_id == sa.bindparam("scope"),
+    M.c.external_message_id.in_(sa.bindparam("ext", expanding=True)),
+)
+
+
 def _existing_by_external_id(
     s: Session, tenant_id: uuid.UUID, conv: Any, items: Sequence[dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     ext_ids = [it["external_message_id"] for it in items if it.get("external_message_id")]
     if not ext_ids:
         return {}
-    scope = (
-        M.c.inbox_id == conv.inbox_id
-        if conv.inbox_id is not None
-        else M.c.conversation_id == conv.id
-    )
-    q = _SELECT.where(M.c.tenant_id == tenant_id, scope, M.c.external_message_id.in_(ext_ids))
-    return {r["external_message_id"]: dict(r) for r in s.execute(q).mappings()}
+    if conv.inbox_id is not None:
+        q, scope = _BY_EXTERNAL_IN_INBOX, conv.inbox_id
+    else:
+        q, scope = _BY_EXTERNAL_IN_CONVERSATION, conv.id
+    rows = s.connection().execute(q, {"t": tenant_id, "scope": scope, "ext": ext_ids})
+    return {r["external_message_id"]: dict(r) for r in rows.mappings()}
 
 
 def _range(
@@ -386,8 +426,8 @@ def last(
     db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID, n: int = 20
 ) -> list[dict[str, Any]]:
     """The newest ``n`` messages in seq order: the agent's working window."""
-    with db.read() as s:
-        rows = s.execute(_LAST, {"t": tenant_id, "c": conversation_id, "n": n}).mappings().all()
+    with db.connect() as conn:
+        rows = conn.execute(_LAST, {"t": tenant_id, "c": conversation_id, "n": n}).mappings().all()
     return [dict(r) for r in reversed(rows)]
 
 
