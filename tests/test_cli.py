@@ -458,6 +458,18 @@ def test_first_start_on_an_empty_folder_prints_a_key_and_a_working_curl(
         db.dispose()
 
 
+def test_bootstrap_makes_one_tenant_and_one_key_even_when_racing(db: Database) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        tokens = [t for t in pool.map(lambda _: tenants.bootstrap(db), range(4)) if t]
+    assert len(tokens) == 1
+    default = tenants.get_tenant(db, "default")
+    assert tenants.authenticate(db, tokens[0]).tenant_id == default.id
+    assert len(tenants.list_api_keys(db, default.id)) == 1
+    assert tenants.bootstrap(db) is None
+
+
 def test_serve_on_a_migrated_database_with_tenants_prints_no_key(
     start_server: Callable[..., Server], db_url: str, db: Database, tmp_path: Path
 ) -> None:

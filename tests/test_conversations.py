@@ -135,6 +135,15 @@ def test_invalid_create_bodies_answer_422(api: TestClient, body: dict[str, Any])
     assert _ids(api) == []
 
 
+def test_contact_id_and_contact_together_answer_422(api: TestClient) -> None:
+    ada = _contact(api, name="Ada", phone="+14155550100")
+    body = {"contact_id": ada["id"], "contact": {"phone": "+14155550111"}}
+    err = _error(api.post("/v1/conversations", json=body), 422)
+    assert "contact_id" in err["message"]
+    assert _ids(api) == []
+    assert len(api.get("/v1/contacts").json()["data"]) == 1
+
+
 def test_unknown_or_foreign_contact_id_answers_404(api: TestClient, app: Any, db: Database) -> None:
     _error(api.post("/v1/conversations", json={"contact_id": str(uuid.uuid4())}), 404, "not_found")
     other = make_tenant(db)

@@ -66,8 +66,9 @@ def _sync_identities(s: Session, contact: Contact) -> None:
             )
         )
         if clash is not None:
+            what = "phone" if channel == Channel.SMS else "email"
             raise AlreadyExists(
-                f"another contact already has this {'phone' if channel == Channel.SMS else 'email'}",
+                f"another contact already has this {what}",
                 contact_id=str(clash),
                 address=address,
             )
@@ -112,7 +113,9 @@ def create(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Contac
         raise AlreadyExists("another contact already has this phone or email") from exc
 
 
-def find_in(s: Session, tenant_id: uuid.UUID, phone: str | None, email: str | None) -> Contact | None:
+def find_in(
+    s: Session, tenant_id: uuid.UUID, phone: str | None, email: str | None
+) -> Contact | None:
     """The contact owning this phone, else this email (already normalised)."""
     for channel, address in ((Channel.SMS, phone), (Channel.EMAIL, email)):
         if address:

@@ -32,6 +32,8 @@ def _check_ref(s: Session, model: Any, tenant_id: uuid.UUID, ref_id: uuid.UUID, 
 def create(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Conversation:
     """Create a conversation for ``contact_id``, or for ``contact`` (found by phone or email,
     else created)."""
+    if fields.get("contact_id") is not None and fields.get("contact"):
+        raise InvalidInput("send either contact_id or contact, not both")
     with db.write() as s:
         contact_id = fields.get("contact_id")
         if contact_id is not None:
@@ -145,7 +147,11 @@ def update(
                         tenant_id=tenant_id,
                         conversation_id=conv.id,
                         type=EventType.ASSIGNED,
-                        data={"assignee_id": str(fields["assignee_id"]) if fields["assignee_id"] else None},
+                        data={
+                            "assignee_id": str(fields["assignee_id"])
+                            if fields["assignee_id"]
+                            else None
+                        },
                     )
                 )
             conv.assignee_id = fields["assignee_id"]
@@ -181,7 +187,9 @@ def status_change_data(
     return {"from": old.value, "to": new.value, "reason": reason}
 
 
-def events(db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> list[ConversationEvent]:
+def events(
+    db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID
+) -> list[ConversationEvent]:
     with db.read() as s:
         get_in(s, tenant_id, conversation_id)
         q = (

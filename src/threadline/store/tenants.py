@@ -71,10 +71,15 @@ def list_tenants(db: Database) -> list[Tenant]:
 
 def create_api_key(db: Database, tenant_id: uuid.UUID, name: str) -> tuple[ApiKey, str]:
     """Create a key and return it with its token; the token is never retrievable again."""
-    token = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(tenant_id=tenant_id, name=name, prefix=token[:10], key_hash=hash_key(token))
+    key, token = _new_key(tenant_id, name)
     with db.write() as s:
         s.add(key)
+    return key, token
+
+
+def _new_key(tenant_id: uuid.UUID, name: str) -> tuple[ApiKey, str]:
+    token = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(tenant_id=tenant_id, name=name, prefix=token[:10], key_hash=hash_key(token))
     return key, token
 
 
@@ -151,13 +156,21 @@ def bootstrap(db: Database) -> str | None:
     """On an empty database, create the ``default`` tenant and an admin key.
 
     Returns the new key's token (to be shown once), or None when tenants already exist.
+    The tenant and its key are created in one transaction: a start interrupted half-way
+    leaves no keyless tenant behind, so the next start still prints a key.
     """
     with db.read() as s:
         if s.scalar(sa.select(sa.func.count()).select_from(Tenant)):
             return None
     try:
-        tenant = create_tenant(db, "default", "Default")
-    except AlreadyExists:  # another process won the race
+        with db.write() as s:
+            if s.scalar(sa.select(sa.func.count()).select_from(Tenant)):
+                return None  # another process got here first (SQLite serialises writers)
+            tenant = Tenant(slug="default", name="Default")
+            s.add(tenant)
+            s.flush()
+            key, token = _new_key(tenant.id, "admin (created on first start)")
+            s.add(key)
+    except IntegrityError:  # another process won the race (PostgreSQL)
         return None
-    _, token = create_api_key(db, tenant.id, "admin (created on first start)")
     return token
