@@ -68,7 +68,9 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return wrapped
 
 
-async def _reject(scope: Scope, receive: Receive, send: Send, status: int, code: str, msg: str) -> None:
+async def _reject(
+    scope: Scope, receive: Receive, send: Send, status: int, code: str, msg: str
+) -> None:
     await error_response(status, code, msg)(scope, receive, send)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -13,8 +14,20 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-def _storable(value: Any, path: str = "") -> None:
-    """Reject text no database can store: NUL characters and lone surrogates."""
+#: Deepest nesting accepted in a request body. Deeper JSON would be stored and then fail to
+#: serialise on every later read (Pydantic stops at 255 levels), breaking the whole list.
+MAX_JSON_DEPTH = 64
+
+
+def _storable(value: Any, path: str = "", depth: int = 0) -> None:
+    """Reject what cannot be stored and read back: NUL characters, lone surrogates, JSON nested
+    deeper than ``MAX_JSON_DEPTH``, and the NaN and Infinity that Python's JSON parser lets
+    through (PostgreSQL's jsonb refuses them, SQLite's JSON turns them into null)."""
+    if depth > MAX_JSON_DEPTH:
+        field = path.split(".")[0].split("[")[0] or "value"
+        raise ValueError(f"{field} is nested more than {MAX_JSON_DEPTH} levels deep")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path or 'value'} is not a finite number")
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError(f"{path or 'value'} contains a NUL character")
@@ -24,11 +37,11 @@ def _storable(value: Any, path: str = "") -> None:
             raise ValueError(f"{path or 'value'} is not valid Unicode text") from None
     elif isinstance(value, dict):
         for k, v in value.items():
-            _storable(k, path)
-            _storable(v, f"{path}.{k}" if path else str(k))
+            _storable(k, path, depth + 1)
+            _storable(v, f"{path}.{k}" if path else str(k), depth + 1)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            _storable(v, f"{path}[{i}]")
+            _storable(v, f"{path}[{i}]", depth + 1)
 
 
 class Input(BaseModel):

@@ -16,7 +16,9 @@ ModelName = Annotated[str, StringConstraints(max_length=200)]
 
 class ToolFunction(Input):
     name: Short
-    arguments: str = Field(description="The arguments as a JSON-encoded string, as OpenAI sends them.")
+    arguments: str = Field(
+        description="The arguments as a JSON-encoded string, as OpenAI sends them."
+    )
 
     @field_validator("arguments")
     @classmethod
@@ -61,7 +63,9 @@ class MessageCreate(Input):
     content_html: str | None = None
     message_type: MessageType = MessageType.TEXT
     sender_type: SenderType | None = Field(None, description="Defaults from role and direction.")
-    direction: Direction | None = Field(None, description="Defaults to inbound for user, else outbound.")
+    direction: Direction | None = Field(
+        None, description="Defaults to inbound for user, else outbound."
+    )
     tool_calls: list[ToolCall] | None = Field(None, min_length=1)
     tool_call_id: Short | None = None
     name: Short | None = None

@@ -1,9 +1,10 @@
 """Version 1 of the REST API: one router module per resource."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from threadline.api.schemas.common import ErrorResponse
 from threadline.api.v1 import contacts, conversations, messages
+from threadline.api.v1.params import reject_unknown_query
 
 _ERRORS = {
     code: {"model": ErrorResponse, "description": text}
@@ -17,7 +18,11 @@ _ERRORS = {
     }.items()
 }
 
-router = APIRouter(prefix="/v1", responses=_ERRORS)  # type: ignore[arg-type]
+router = APIRouter(
+    prefix="/v1",
+    responses=_ERRORS,  # type: ignore[arg-type]
+    dependencies=[Depends(reject_unknown_query)],
+)
 router.include_router(contacts.router)
 router.include_router(conversations.router)
 router.include_router(messages.router)

@@ -26,7 +26,9 @@ def list_contacts(
 ) -> Page[ContactRead]:
     """Contacts, newest first."""
     page = contacts.list_page(db, caller.tenant_id, limit=limit, cursor=cursor)
-    return Page(data=[ContactRead.model_validate(c) for c in page.items], next_cursor=page.next_cursor)
+    return Page(
+        data=[ContactRead.model_validate(c) for c in page.items], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/{contact_id}", response_model=ContactRead)

@@ -72,7 +72,8 @@ def get_conversation(
     caller: CallerDep,
     include: Annotated[list[Literal["messages", "events"]], Query()] = [],  # noqa: B006 - FastAPI copies defaults
 ) -> ConversationDetail:
-    """A conversation; `include=messages` adds its newest 50 messages, `include=events` its events."""
+    """A conversation; `include=messages` adds its newest 50 messages, `include=events` its
+    events."""
     conv = conversations.get(db, caller.tenant_id, conversation_id)
     detail = ConversationDetail.model_validate(conv)
     if "messages" in include:

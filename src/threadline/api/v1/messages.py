@@ -72,7 +72,12 @@ def _store(
         else None
     )
     result = messages.append(
-        db, caller.tenant_id, conversation_id, columns, idempotency_key=key, request_hash=request_hash
+        db,
+        caller.tenant_id,
+        conversation_id,
+        columns,
+        idempotency_key=key,
+        request_hash=request_hash,
     )
     if result.created:
         metrics.messages_stored.labels(result.channel.value).inc(result.stored)
@@ -81,7 +86,15 @@ def _store(
     return result.messages
 
 
-_REPLAY = {200: {"model": MessageRead, "description": "A replay: the original, nothing stored"}}
+_CONFLICT = {409: {"description": "A concurrent write conflicted with this one: retry"}}
+_REPLAY = {
+    200: {"model": MessageRead, "description": "A replay: the original, nothing stored"},
+    **_CONFLICT,
+}
+_BATCH_REPLAY = {
+    200: {"model": MessageList, "description": "Every message was a replay: nothing stored"},
+    **_CONFLICT,
+}
 
 
 @router.post("", status_code=201, response_model=MessageRead, responses=_REPLAY)
@@ -102,11 +115,13 @@ def append_message(
     `Idempotency-Key` reused with a different body answers 422.
     """
     path = f"/v1/conversations/{conversation_id}/messages"
-    rows = _store(conversation_id, [body], idempotency_key, path, db, caller, settings, metrics, response)
+    rows = _store(
+        conversation_id, [body], idempotency_key, path, db, caller, settings, metrics, response
+    )
     return MessageRead.model_validate(rows[0])
 
 
-@router.post("/batch", status_code=201, response_model=MessageList)
+@router.post("/batch", status_code=201, response_model=MessageList, responses=_BATCH_REPLAY)
 def append_batch(
     conversation_id: uuid.UUID,
     body: MessageBatch,
@@ -124,7 +139,15 @@ def append_batch(
     """
     path = f"/v1/conversations/{conversation_id}/messages/batch"
     rows = _store(
-        conversation_id, body.messages, idempotency_key, path, db, caller, settings, metrics, response
+        conversation_id,
+        body.messages,
+        idempotency_key,
+        path,
+        db,
+        caller,
+        settings,
+        metrics,
+        response,
     )
     return MessageList(data=[MessageRead.model_validate(r) for r in rows])
 
@@ -146,6 +169,8 @@ def list_messages(
     `latest=true`, page backward from the newest."""
     if cursor:
         direction, seq = pagination.decode(cursor, kinds=(str, int))
+        if not 0 <= seq <= INT32_MAX:
+            raise InvalidCursor("the cursor is not one this server issued")
         if direction == "after":
             after_seq, latest = seq, False
         elif direction == "before":
