@@ -290,6 +290,9 @@ def test_json_logs_never_contain_bodies_keys_or_secrets(
     lines = [line for line in err.splitlines() if line.strip()]
     events = [json.loads(line) for line in lines]  # every line is one JSON object
     assert all(isinstance(e, dict) and "event" in e and "timestamp" in e for e in events)
+    # the server's own records (uvicorn) are kept, and are JSON like ours
+    assert any(e.get("logger", "").startswith("uvicorn") for e in events), err
+    assert any("Uvicorn running on" in e["event"] for e in events), err
     requests = [e for e in events if e["event"] == "request"]
     stored = [
         e for e in requests
