@@ -110,12 +110,10 @@ def test_db_upgrade_to_an_unknown_revision_is_a_clear_error(cli: Any, empty_db_u
 
 
 def test_db_check_exits_1_and_names_an_index_dropped_by_hand(
-    empty_db_url: str, tmp_path: Path
+    cli: Any, empty_db_url: str, tmp_path: Path
 ) -> None:
-    r = run_cli("db", "upgrade", cwd=tmp_path, database_url=empty_db_url)
-    assert r.returncode == 0, r.stderr
-    r = run_cli("db", "check", cwd=tmp_path, database_url=empty_db_url)
-    assert r.returncode == 0, r.stderr
+    assert cli(empty_db_url, "db", "upgrade").exit_code == 0
+    assert cli(empty_db_url, "db", "check").exit_code == 0
 
     db = Database.from_url(empty_db_url)
     with db.engine.begin() as conn:
@@ -155,9 +153,12 @@ def test_key_create_before_db_upgrade_says_to_run_it(empty_db_url: str, tmp_path
     ],
 )
 def test_other_commands_before_db_upgrade_say_to_run_it(
-    empty_db_url: str, tmp_path: Path, args: tuple[str, ...]
+    cli: Any, empty_db_url: str, args: tuple[str, ...]
 ) -> None:
-    _says_to_upgrade(run_cli(*args, cwd=tmp_path, database_url=empty_db_url))
+    r = cli(empty_db_url, *args)
+    assert r.exit_code == 1
+    assert isinstance(r.exception, SystemExit)  # a clean exit, not a crash
+    assert "threadline db upgrade" in r.stderr
 
 
 def test_a_bad_setting_is_a_clear_error(tmp_path: Path) -> None:
