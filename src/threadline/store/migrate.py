@@ -106,8 +106,8 @@ def _compare_checks(conn: sa.Connection) -> list[str]:
             for col in table.columns
             if isinstance(col.type, sa.Enum)
         }
-        live = {
-            c["name"]: c["sqltext"]
+        live: dict[str, str] = {
+            str(c["name"]): c["sqltext"]
             for c in inspector.get_check_constraints(table.name)
             if c.get("name")
         }
