@@ -53,7 +53,12 @@ class Database:
             if url.drivername == "postgresql":
                 url = url.set(drivername="postgresql+psycopg")
             engine = sa.create_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                hide_parameters=True,  # errors must not carry message bodies into logs
+                connect_args={"connect_timeout": 5},
             )
             return cls(engine)
         raise ValueError(
@@ -101,6 +106,7 @@ def _sqlite_engine(url: URL, synchronous: str) -> Engine:
     engine = sa.create_engine(
         url,
         module=_sqlite_module(),
+        hide_parameters=True,
         connect_args={"check_same_thread": False, "isolation_level": None, "timeout": 30},
         pool_size=8,
         max_overflow=8,
