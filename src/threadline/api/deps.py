@@ -15,11 +15,15 @@ from threadline.store import Database, tenants
 _bearer = HTTPBearer(auto_error=False, description="An API key: `threadline key create`.")
 
 
-def _db(request: Request) -> Database:
+# The accessors are async only because they never block: FastAPI runs sync dependencies in
+# its thread pool, and a hop there costs more than reading app.state.
+
+
+async def _db(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
@@ -39,7 +43,7 @@ def _caller(
 CallerDep = Annotated[tenants.Caller, Depends(_caller)]
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 

@@ -213,7 +213,7 @@ def _append(
     rows.sort(key=lambda r: r["occurred_at"])  # stable: equal times keep request order
     for offset, row in enumerate(rows, start=1):
         row["seq"] = conv.message_count + offset
-    conn.execute(_INSERT, rows)
+    _insert(conn, rows)
 
     old_status = ConversationStatus(conv.status)
     status = old_status
@@ -294,6 +294,18 @@ def _replay(
         if not answer[i]:
             answer[i] = earlier[it["external_message_id"]]
     return answer
+
+
+def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert rows naming only their non-null columns: most of a message's 36 columns are
+    empty, and SQLite's cost per row grows with every bound value. Rows with the same columns
+    go in one executemany."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        present = {k: v for k, v in row.items() if v is not None}
+        groups.setdefault(tuple(present), []).append(present)
+    for group in groups.values():
+        conn.execute(_INSERT, group)
 
 
 def _row(
@@ -397,23 +409,37 @@ def list_range(
     messages (below ``before_seq`` if given), still returned in seq order, and "more" means
     older messages exist.
     """
-    where = [M.c.tenant_id == tenant_id, M.c.conversation_id == conversation_id]
-    if after_seq is not None:
-        where.append(M.c.seq > after_seq)
-    if before_seq is not None:
-        where.append(M.c.seq < before_seq)
-    order = M.c.seq.desc() if latest else M.c.seq
-    q = _SELECT.where(*where).order_by(order).limit(limit + 1)
-    with db.read() as s:
-        rows = [dict(r) for r in s.execute(q).mappings()]
-        if not rows:
-            _require_conversation(s, tenant_id, conversation_id)
+    q = _PAGE_LATEST if latest else _PAGE
+    params = {
+        "t": tenant_id,
+        "c": conversation_id,
+        "after": -1 if after_seq is None else after_seq,
+        "before": _NO_SEQ if before_seq is None else before_seq,
+        "n": limit + 1,
+    }
+    with db.connect() as conn:
+        rows = [r._asdict() for r in conn.execute(q, params)]
+        if not rows and conn.execute(_CONVERSATION_EXISTS, params).first() is None:
+            raise NotFound("conversation not found", conversation_id=str(conversation_id))
     more = len(rows) > limit
     rows = rows[:limit]
     if latest:
         rows.reverse()
     return rows, more
 
+
+_NO_SEQ = 2**31 - 1  # above any seq an int4 column holds in practice
+_RANGE = _SELECT.where(
+    M.c.tenant_id == sa.bindparam("t"),
+    M.c.conversation_id == sa.bindparam("c"),
+    M.c.seq > sa.bindparam("after"),
+    M.c.seq < sa.bindparam("before"),
+)
+_PAGE = _RANGE.order_by(M.c.seq).limit(sa.bindparam("n"))
+_PAGE_LATEST = _RANGE.order_by(M.c.seq.desc()).limit(sa.bindparam("n"))
+_CONVERSATION_EXISTS = sa.select(C.c.id).where(
+    C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c")
+)
 
 _LAST = (
     _SELECT.where(M.c.tenant_id == sa.bindparam("t"), M.c.conversation_id == sa.bindparam("c"))
@@ -427,15 +453,5 @@ def last(
 ) -> list[dict[str, Any]]:
     """The newest ``n`` messages in seq order: the agent's working window."""
     with db.connect() as conn:
-        rows = conn.execute(_LAST, {"t": tenant_id, "c": conversation_id, "n": n}).mappings().all()
-    return [dict(r) for r in reversed(rows)]
-
-
-def _require_conversation(s: Session, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
-    found = s.scalar(
-        sa.select(Conversation.id).where(
-            Conversation.tenant_id == tenant_id, Conversation.id == conversation_id
-        )
-    )
-    if found is None:
-        raise NotFound("conversation not found", conversation_id=str(conversation_id))
+        rows = conn.execute(_LAST, {"t": tenant_id, "c": conversation_id, "n": n}).all()
+    return [r._asdict() for r in reversed(rows)]

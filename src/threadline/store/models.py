@@ -260,7 +260,7 @@ class Message(Base):
     is_flagged: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
     flagged_reason: Mapped[str | None] = mapped_column(sa.Text)
     quality_score: Mapped[float | None] = mapped_column(sa.Float)
-    metadata_: Mapped[Any] = mapped_column("metadata", JSONType)
+    metadata_: Mapped[Any] = mapped_column("metadata", JSONType, nullable=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     created_at: Mapped[datetime] = _created()
 

@@ -10,7 +10,7 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -55,8 +55,11 @@ def encode_time_id(ts: datetime, row_id: uuid.UUID) -> str:
 def decode_time_id(cursor: str) -> tuple[datetime, uuid.UUID]:
     ts, row_id = decode(cursor, kinds=(str, str))
     try:
-        return datetime.fromisoformat(ts), uuid.UUID(row_id)
-    except ValueError as exc:
+        when = datetime.fromisoformat(ts)
+        if when.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return when.astimezone(UTC), uuid.UUID(row_id)
+    except (ValueError, OverflowError) as exc:
         raise InvalidCursor("the cursor is not one this server issued", cursor=cursor) from exc
 
 

@@ -107,8 +107,8 @@ def authenticate(db: Database, token: str) -> Caller:
     """The caller behind a bearer token; ``Unauthenticated`` if it is unknown or revoked."""
     if not token.startswith(KEY_PREFIX):
         raise Unauthenticated("the API key is not valid")
-    with db.read() as s:
-        row = s.execute(_AUTH, {"h": hash_key(token)}).one_or_none()
+    with db.connect() as conn:
+        row = conn.execute(_AUTH, {"h": hash_key(token)}).one_or_none()
     if row is None:
         raise Unauthenticated("the API key is not valid or has been revoked")
     return Caller(tenant_id=row.tenant_id, api_key_id=row.id)

@@ -11,8 +11,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-#: JSON everywhere, JSONB on PostgreSQL.
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+#: JSON everywhere, JSONB on PostgreSQL. Python ``None`` is SQL NULL, not the JSON text 'null'.
+JSONType = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 def utcnow() -> datetime:

@@ -222,7 +222,7 @@ def upgrade() -> None:
     sa.Column('is_flagged', sa.Boolean(), nullable=False),
     sa.Column('flagged_reason', sa.Text(), nullable=True),
     sa.Column('quality_score', sa.Float(), nullable=True),
-    sa.Column('metadata', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('metadata', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('occurred_at', threadline.store.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_at', threadline.store.types.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("role <> 'tool' OR tool_call_id IS NOT NULL", name=op.f('ck_messages_tool_message_has_call_id')),
