@@ -107,10 +107,16 @@ class Observability:
 
 
 def _route(scope: dict[str, Any]) -> str:
-    """The route template (``/v1/conversations/{conversation_id}``), never raw ids."""
-    if scope.get("route") is None:
+    """The route template (``/v1/conversations/{conversation_id}``), never raw ids.
+
+    A route inside an included router knows its template without the router's prefix, so
+    the prefix is taken from the leading segments of the real path.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path_format", None)
+    if template is None:
         return "unmatched"  # keeps label cardinality bounded for scanners and typos
-    path: str = scope.get("path", "")
-    for name, value in (scope.get("path_params") or {}).items():
-        path = path.replace(str(value), "{" + name + "}", 1)
-    return path
+    segments = scope.get("path", "").strip("/").split("/")
+    own = template.strip("/").split("/") if template.strip("/") else []
+    prefix = segments[: len(segments) - len(own)]
+    return "/" + "/".join(prefix + own) if prefix or own else "/"
