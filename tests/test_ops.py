@@ -320,3 +320,16 @@ def test_console_logs_by_default(db: Database, db_url: str, tmp_path: Path) -> N
     )
     for line in request_lines:
         assert not line.lstrip().startswith("{")  # readable lines, not JSON
+
+
+def test_api_on_an_unmigrated_database_answers_503_not_500(empty_db_url: str) -> None:
+    db = Database.from_url(empty_db_url)
+    try:
+        app = create_app(Settings(database_url=empty_db_url, log_level="error"), db)
+        with TestClient(app, raise_server_exceptions=False) as c:
+            r = c.get("/v1/conversations", headers={"Authorization": "Bearer tl_unknown"})
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "database_unavailable"
+        assert "threadline db upgrade" in r.json()["error"]["message"]
+    finally:
+        db.dispose()

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -108,9 +108,22 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "something went wrong on our side")
 
 
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # Not the caller's fault: the database is down, or its schema is missing or behind.
+    log.error("database_unavailable", error_type=type(getattr(exc, "orig", None) or exc).__name__)
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database is unreachable or its schema is not current: run 'threadline db upgrade'",
+        headers={"Retry-After": "5"},
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.ThreadlineError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(HTTPException, _http)
     app.add_exception_handler(IntegrityError, _integrity)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(ProgrammingError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)

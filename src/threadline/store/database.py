@@ -103,13 +103,17 @@ def _commit_on_exit(session: Session) -> Iterator[None]:
 
 
 def _sqlite_engine(url: URL, synchronous: str) -> Engine:
+    in_memory = url.database in (None, "", ":memory:")
+    # An in-memory database lives in one connection, so every session must share it.
+    pool: dict[str, Any] = (
+        {"poolclass": sa.pool.StaticPool} if in_memory else {"pool_size": 8, "max_overflow": 8}
+    )
     engine = sa.create_engine(
         url,
+        **pool,
         module=_sqlite_module(),
         hide_parameters=True,
         connect_args={"check_same_thread": False, "isolation_level": None, "timeout": 30},
-        pool_size=8,
-        max_overflow=8,
     )
 
     @event.listens_for(engine, "connect")
