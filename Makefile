@@ -8,7 +8,9 @@ BIN := $(VENV)/bin
 run: $(VENV)/.installed  ## install and start Threadline on SQLite (API and /docs on localhost:8000)
 	$(BIN)/threadline serve
 
-test: $(VENV)/.installed-test  ## install what the tests need (PostgreSQL included) and run the suite
+test: $(VENV)/.installed-test  ## install what the tests need (PostgreSQL included), lint, run the suite
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test

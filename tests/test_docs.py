@@ -14,11 +14,10 @@ import httpx
 import pytest
 import typer
 
+from conftest import make_tenant
 from threadline.cli import app as cli_app
 from threadline.settings import Settings
 from threadline.store import Database, migrate
-
-from conftest import make_tenant
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
@@ -70,7 +69,16 @@ def test_readme_tour_runs_against_a_live_server(db: Database, db_url: str, tmp_p
     env = os.environ | {"THREADLINE_DATABASE_URL": db_url, "THREADLINE_LOG_LEVEL": "warning"}
     with (tmp_path / "server.log").open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "threadline", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "threadline",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,

@@ -24,10 +24,12 @@ class Settings(BaseSettings):
         "development", description="production refuses the built-in development secret key."
     )
     secret_key: SecretStr = Field(
-        SecretStr(DEV_SECRET), description="The server's secret; must be set when THREADLINE_ENVIRONMENT=production."
+        SecretStr(DEV_SECRET),
+        description="The server's secret; must be set when THREADLINE_ENVIRONMENT=production.",
     )
     public_url: str = Field(
-        "http://127.0.0.1:8000", description="The URL providers and people use to reach this server."
+        "http://127.0.0.1:8000",
+        description="The URL providers and people use to reach this server.",
     )
     host: str = Field("127.0.0.1", description="Address `threadline serve` listens on.")
     port: int = Field(8000, description="Port `threadline serve` listens on.")
@@ -37,7 +39,9 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = Field(
         "console", description="console: readable lines; json: one JSON object per line."
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level."
+    )
     max_content_chars: int = Field(
         32_000, ge=1, description="Longest message content accepted; longer answers 413."
     )

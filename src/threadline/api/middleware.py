@@ -30,14 +30,26 @@ class RequestGuard:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await _reject(scope, receive, send, 413, "payload_too_large",
-                          f"the request body is over {self.max_body_bytes} bytes")
+            await _reject(
+                scope,
+                receive,
+                send,
+                413,
+                "payload_too_large",
+                f"the request body is over {self.max_body_bytes} bytes",
+            )
             return
         if scope["path"].startswith("/v1/") and length != b"0":
             ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if ctype != b"application/json" and not ctype.endswith(b"+json"):
-                await _reject(scope, receive, send, 415, "unsupported_media_type",
-                              "send the body as JSON with 'Content-Type: application/json'")
+                await _reject(
+                    scope,
+                    receive,
+                    send,
+                    415,
+                    "unsupported_media_type",
+                    "send the body as JSON with 'Content-Type: application/json'",
+                )
                 return
         body = b""
         while True:
@@ -46,8 +58,14 @@ class RequestGuard:
                 return
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
-                await _reject(scope, receive, send, 413, "payload_too_large",
-                              f"the request body is over {self.max_body_bytes} bytes")
+                await _reject(
+                    scope,
+                    receive,
+                    send,
+                    413,
+                    "payload_too_large",
+                    f"the request body is over {self.max_body_bytes} bytes",
+                )
                 return
             if not message.get("more_body"):
                 break
@@ -102,8 +120,9 @@ class Observability:
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
-            log.info("request", method=method, route=route, status=status,
-                     ms=round(elapsed * 1000, 2))
+            log.info(
+                "request", method=method, route=route, status=status, ms=round(elapsed * 1000, 2)
+            )
 
 
 def _route(scope: dict[str, Any]) -> str:

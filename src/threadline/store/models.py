@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -29,7 +29,11 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType, uuid.UUID: sa.Uuid()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSONType,
+        uuid.UUID: sa.Uuid(),
+    }
 
 
 def _pk() -> Mapped[uuid.UUID]:
@@ -174,9 +178,7 @@ class Conversation(Base):
     tenant_id: Mapped[uuid.UUID] = _tenant()
     contact_id: Mapped[uuid.UUID | None] = _fk("contacts.id", "CASCADE")
     inbox_id: Mapped[uuid.UUID | None] = _fk("inboxes.id", "SET NULL")
-    channel: Mapped[enums.Channel] = mapped_column(
-        enum_type(enums.Channel, "conversation_channel")
-    )
+    channel: Mapped[enums.Channel] = mapped_column(enum_type(enums.Channel, "conversation_channel"))
     status: Mapped[enums.ConversationStatus] = mapped_column(
         enum_type(enums.ConversationStatus, "conversation_status")
     )
@@ -201,14 +203,18 @@ class Message(Base):
         sa.UniqueConstraint("tenant_id", "conversation_id", "seq"),
         sa.Index(
             "uq_messages_inbox_external",
-            "tenant_id", "inbox_id", "external_message_id",
+            "tenant_id",
+            "inbox_id",
+            "external_message_id",
             unique=True,
             sqlite_where=sa.text("external_message_id IS NOT NULL AND inbox_id IS NOT NULL"),
             postgresql_where=sa.text("external_message_id IS NOT NULL AND inbox_id IS NOT NULL"),
         ),
         sa.Index(
             "uq_messages_conversation_external",
-            "tenant_id", "conversation_id", "external_message_id",
+            "tenant_id",
+            "conversation_id",
+            "external_message_id",
             unique=True,
             sqlite_where=sa.text("external_message_id IS NOT NULL"),
             postgresql_where=sa.text("external_message_id IS NOT NULL"),
@@ -333,7 +339,9 @@ class Suggestion(Base):
         sa.Index(None, "tenant_id", "status", "created_at"),
         sa.Index(
             "uq_suggestions_one_pending",
-            "tenant_id", "conversation_id", "in_reply_to_message_id",
+            "tenant_id",
+            "conversation_id",
+            "in_reply_to_message_id",
             unique=True,
             sqlite_where=sa.text("status = 'pending'"),
             postgresql_where=sa.text("status = 'pending'"),

@@ -68,7 +68,9 @@ def before(cursor: str | None, ts_col: Any, id_col: Any) -> Any:
     if not cursor:
         return sa.true()
     ts, row_id = decode_time_id(cursor)
-    return sa.tuple_(ts_col, id_col) < sa.tuple_(sa.literal(ts, ts_col.type), sa.literal(row_id, id_col.type))
+    return sa.tuple_(ts_col, id_col) < sa.tuple_(
+        sa.literal(ts, ts_col.type), sa.literal(row_id, id_col.type)
+    )
 
 
 def page_newest_first(rows: list[T], limit: int, key: Any) -> Page[T]:

@@ -10,12 +10,14 @@ from threadline.api.schemas.common import Input, JSONObject, Output
 
 Name = Annotated[str, StringConstraints(max_length=200)]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=32)]
-Email = Annotated[
-    str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-]
+Email = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
-_EXAMPLE = {"name": "Ada Lovelace", "phone": "+14155550100", "email": "ada@example.com",
-            "attributes": {"plan": "pro"}}
+_EXAMPLE = {
+    "name": "Ada Lovelace",
+    "phone": "+14155550100",
+    "email": "ada@example.com",
+    "attributes": {"plan": "pro"},
+}
 
 
 class ContactCreate(Input):

@@ -47,11 +47,11 @@ _EXAMPLES = [
             {
                 "id": "call_1",
                 "type": "function",
-                "function": {"name": "check_calendar", "arguments": "{\"day\": \"friday\"}"},
+                "function": {"name": "check_calendar", "arguments": '{"day": "friday"}'},
             }
         ],
     },
-    {"role": "tool", "tool_call_id": "call_1", "content": "{\"free\": [\"10:00\"]}"},
+    {"role": "tool", "tool_call_id": "call_1", "content": '{"free": ["10:00"]}'},
 ]
 
 
@@ -109,9 +109,7 @@ class MessageCreate(Input):
 
 
 class MessageBatch(Input):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"messages": _EXAMPLES[:1]}]}
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [{"messages": _EXAMPLES[:1]}]})
 
     messages: list[MessageCreate] = Field(min_length=1)
 
