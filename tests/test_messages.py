@@ -539,3 +539,22 @@ def test_empty_and_oversized_batches_are_refused(api: TestClient, conversation: 
     too_long = {"role": "user", "content": "x" * 40_000}
     _assert_error(_batch(api, conversation, [{"role": "user", "content": "ok"}, too_long]), 413)
     assert _conv(api, conversation)["message_count"] == 0
+
+
+def test_a_key_first_used_on_a_pure_replay_is_still_remembered(api, conversation) -> None:
+    path = f"/v1/conversations/{conversation['id']}/messages"
+    first = api.post(path, json={"role": "user", "content": "hi", "external_message_id": "e1"})
+    assert first.status_code == 201
+    body = {"role": "user", "content": "hi", "external_message_id": "e1"}
+    replay = api.post(path, json=body, headers={"Idempotency-Key": "k-pure"})
+    assert replay.status_code == 200
+    assert replay.json()["id"] == first.json()["id"]
+    again = api.post(path, json=body, headers={"Idempotency-Key": "k-pure"})
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    other = {"role": "user", "content": "something else", "external_message_id": "e2"}
+    reused = api.post(path, json=other, headers={"Idempotency-Key": "k-pure"})
+    assert reused.status_code == 422
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    listed = api.get(path).json()["data"]
+    assert [m["external_message_id"] for m in listed] == ["e1"]

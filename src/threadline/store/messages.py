@@ -214,6 +214,12 @@ def _append(
             rows.append(_row(item, tenant_id, conversation_id, conv.inbox_id, now))
             answer.append(rows[-1])
     if not rows:
+        # Every item was already stored. The key is still recorded (with an empty seq range),
+        # so reusing it later with a different body is refused like any other reuse.
+        if idempotency_key is not None:
+            _remember_key(
+                conn, tenant_id, conversation_id, idempotency_key, request_hash, 0, 0, now
+            )
         return Appended(answer, created=False, channel=channel)
     stored_now = [{} if it.get("external_message_id") in existing else it for it in items]
     _check_parents(s, tenant_id, stored_now)
@@ -254,20 +260,37 @@ def _append(
             },
         )
     if idempotency_key is not None:
-        conn.execute(
-            _INSERT_KEY,
-            {
-                "id": new_id(),
-                "tenant_id": tenant_id,
-                "key": idempotency_key,
-                "request_hash": request_hash,
-                "conversation_id": conversation_id,
-                "first_seq": rows[0]["seq"],
-                "last_seq": rows[-1]["seq"],
-                "created_at": now,
-            },
+        first, last = rows[0]["seq"], rows[-1]["seq"]
+        _remember_key(
+            conn, tenant_id, conversation_id, idempotency_key, request_hash, first, last, now
         )
     return Appended(answer, created=True, channel=channel, stored=len(rows))
+
+
+def _remember_key(
+    conn: sa.Connection,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    key: str,
+    request_hash: str | None,
+    first_seq: int,
+    last_seq: int,
+    now: datetime,
+) -> None:
+    """Record an Idempotency-Key and the seq range its request stored (0..0: nothing new)."""
+    conn.execute(
+        _INSERT_KEY,
+        {
+            "id": new_id(),
+            "tenant_id": tenant_id,
+            "key": key,
+            "request_hash": request_hash,
+            "conversation_id": conversation_id,
+            "first_seq": first_seq,
+            "last_seq": last_seq,
+            "created_at": now,
+        },
+    )
 
 
 def _replay(
@@ -284,6 +307,9 @@ def _replay(
     the time they were stored. The other items were answered from messages stored earlier
     under their ``external_message_id``.
     """
+    if key.first_seq == 0:  # the first request stored nothing: every item was a replay
+        earlier = _existing_by_external_id(s, tenant_id, conv, items)
+        return [earlier[it["external_message_id"]] for it in items]
     stored = _range(s, tenant_id, conv.id, key.first_seq, key.last_seq)
     ours = {r["external_message_id"] for r in stored if r["external_message_id"] is not None}
     earlier = _existing_by_external_id(
