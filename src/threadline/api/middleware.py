@@ -30,14 +30,7 @@ class RequestGuard:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            await _reject(
-                scope,
-                receive,
-                send,
-                413,
-                "payload_too_large",
-                f"the request body is over {self.max_body_bytes} bytes",
-            )
+            await self._too_large(scope, receive, send)
             return
         if scope["path"].startswith("/v1/") and length != b"0":
             ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
@@ -58,18 +51,15 @@ class RequestGuard:
                 return
             body += message.get("body", b"")
             if len(body) > self.max_body_bytes:
-                await _reject(
-                    scope,
-                    receive,
-                    send,
-                    413,
-                    "payload_too_large",
-                    f"the request body is over {self.max_body_bytes} bytes",
-                )
+                await self._too_large(scope, receive, send)
                 return
             if not message.get("more_body"):
                 break
         await self.app(scope, _replay(body, receive), send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"the request body is over {self.max_body_bytes} bytes"
+        await _reject(scope, receive, send, 413, "payload_too_large", message)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -151,16 +151,11 @@ def list_page(
     db: Database, tenant_id: uuid.UUID, *, limit: int, cursor: str | None = None
 ) -> pagination.Page[Contact]:
     """Contacts, newest first."""
-    q = (
-        sa.select(Contact)
-        .where(Contact.tenant_id == tenant_id)
-        .where(pagination.before(cursor, Contact.created_at, Contact.id))
-        .order_by(Contact.created_at.desc(), Contact.id.desc())
-        .limit(limit + 1)
-    )
+    q = sa.select(Contact).where(Contact.tenant_id == tenant_id)
     with db.read() as s:
-        rows = list(s.scalars(q))
-    return pagination.page_newest_first(rows, limit, lambda c: (c.created_at, c.id))
+        return pagination.newest_first(
+            s, q, Contact.created_at, Contact.id, limit=limit, cursor=cursor
+        )
 
 
 def update(

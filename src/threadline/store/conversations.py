@@ -113,14 +113,8 @@ def list_page(
     for name in FILTERS:
         if filters.get(name) is not None:
             q = q.where(getattr(C, name) == filters[name])
-    q = (
-        q.where(pagination.before(cursor, C.last_activity_at, C.id))
-        .order_by(C.last_activity_at.desc(), C.id.desc())
-        .limit(limit + 1)
-    )
     with db.read() as s:
-        rows = list(s.scalars(q))
-    return pagination.page_newest_first(rows, limit, lambda c: (c.last_activity_at, c.id))
+        return pagination.newest_first(s, q, C.last_activity_at, C.id, limit=limit, cursor=cursor)
 
 
 def update(

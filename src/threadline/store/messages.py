@@ -68,7 +68,6 @@ WRITABLE = frozenset(COLUMNS) - {
 }
 
 _DEFAULTS: dict[str, Any] = {c: None for c in COLUMNS} | {
-    "sender_type": None,
     "message_type": MessageType.TEXT,
     "is_flagged": False,
 }
@@ -114,7 +113,7 @@ def append(
     """
     _check_batch(items)
     if idempotency_key is not None and request_hash is None:
-        request_hash = _items_hash(items)
+        request_hash = request_fingerprint(items)
     for attempt in (1, 2):
         try:
             with db.write() as s:
@@ -125,9 +124,11 @@ def append(
     raise AssertionError("unreachable")
 
 
-def _items_hash(items: Sequence[dict[str, Any]]) -> str:
-    canonical = json.dumps(list(items), sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def request_fingerprint(payload: Any, scope: str = "") -> str:
+    """SHA-256 of a request's canonical JSON (and its scope, such as method and path): what
+    an Idempotency-Key is compared by."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
 
 
 def _check_batch(items: Sequence[dict[str, Any]]) -> None:
@@ -412,7 +413,7 @@ def _existing_by_external_id(
     else:
         q, scope = _BY_EXTERNAL_IN_CONVERSATION, conv.id
     rows = s.connection().execute(q, {"t": tenant_id, "scope": scope, "ext": ext_ids})
-    return {r["external_message_id"]: dict(r) for r in rows.mappings()}
+    return {r["external_message_id"]: r for r in _dicts(rows)}
 
 
 def _range(
@@ -423,7 +424,7 @@ def _range(
         M.c.conversation_id == conversation_id,
         M.c.seq.between(first, last),
     ).order_by(M.c.seq)
-    return [dict(r) for r in s.execute(q).mappings()]
+    return _dicts(s.connection().execute(q))
 
 
 def list_range(
@@ -474,19 +475,14 @@ _CONVERSATION_EXISTS = sa.select(C.c.id).where(
     C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c")
 )
 
-_LAST = (
-    _SELECT.where(M.c.tenant_id == sa.bindparam("t"), M.c.conversation_id == sa.bindparam("c"))
-    .order_by(M.c.seq.desc())
-    .limit(sa.bindparam("n"))
-)
-
 
 def last(
     db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID, n: int = 20
 ) -> list[dict[str, Any]]:
     """The newest ``n`` messages in seq order: the agent's working window."""
     with db.connect() as conn:
-        rows = _dicts(conn.execute(_LAST, {"t": tenant_id, "c": conversation_id, "n": n}))
+        params = {"t": tenant_id, "c": conversation_id, "after": -1, "before": _NO_SEQ, "n": n}
+        rows = _dicts(conn.execute(_PAGE_LATEST, params))
     rows.reverse()
     return rows
 

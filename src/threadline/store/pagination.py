@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from threadline.domain.errors import InvalidCursor
 
@@ -73,8 +74,20 @@ def before(cursor: str | None, ts_col: Any, id_col: Any) -> Any:
     )
 
 
-def page_newest_first(rows: list[T], limit: int, key: Any) -> Page[T]:
-    """Trim a ``limit + 1`` fetch to a page and make its next cursor from ``key(last)``."""
+def newest_first(
+    session: Session, query: Any, ts_col: Any, id_col: Any, *, limit: int, cursor: str | None
+) -> Page[Any]:
+    """One page of ``query`` (ORM rows), newest ``ts_col`` first with ties broken by
+    ``id_col``, starting after ``cursor``."""
+    q = (
+        query.where(before(cursor, ts_col, id_col))
+        .order_by(ts_col.desc(), id_col.desc())
+        .limit(limit + 1)
+    )
+    rows = list(session.scalars(q))
     more = len(rows) > limit
     rows = rows[:limit]
-    return Page(rows, encode_time_id(*key(rows[-1])) if more else None)
+    if not more:
+        return Page(rows, None)
+    last = rows[-1]
+    return Page(rows, encode_time_id(getattr(last, ts_col.key), getattr(last, id_col.key)))

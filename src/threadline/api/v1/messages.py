@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from typing import Annotated, Any
 
@@ -12,8 +10,10 @@ from threadline.api.schemas.common import INT32_MAX
 from threadline.api.schemas.messages import MessageBatch, MessageCreate, MessageList, MessageRead
 from threadline.api.v1.params import Cursor
 from threadline.domain.errors import InvalidCursor, InvalidInput, PayloadTooLarge
+from threadline.metrics import Metrics
 from threadline.settings import Settings
-from threadline.store import messages, pagination
+from threadline.store import Database, messages, pagination
+from threadline.store.tenants import Caller
 
 router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
 
@@ -33,11 +33,6 @@ def _json(body: MessageRead | MessageList, status: int) -> Response:
     """Serialise once, in pydantic's core: the hot message routes skip FastAPI's second
     validation of the return value (and the thread-pool hop it takes for sync routes)."""
     return Response(body.model_dump_json(), status_code=status, media_type="application/json")
-
-
-def _request_hash(method: str, path: str, body: Any) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
 def _check_sizes(items: list[MessageCreate], settings: Settings) -> None:
@@ -60,10 +55,10 @@ def _store(
     items: list[MessageCreate],
     key: str | None,
     path: str,
-    db: Any,
-    caller: Any,
+    db: Database,
+    caller: Caller,
     settings: Settings,
-    metrics: Any,
+    metrics: Metrics,
     response: Response,
 ) -> list[dict[str, Any]]:
     if len(items) > settings.max_batch_messages:
@@ -73,7 +68,9 @@ def _store(
     _check_sizes(items, settings)
     columns = [m.to_columns() for m in items]
     request_hash = (
-        _request_hash("POST", path, [m.model_dump(mode="json", exclude_unset=True) for m in items])
+        messages.request_fingerprint(
+            [m.model_dump(mode="json", exclude_unset=True) for m in items], scope=f"POST {path}"
+        )
         if key
         else None
     )
