@@ -327,7 +327,8 @@ def test_api_on_an_unmigrated_database_answers_503_not_500(empty_db_url: str) ->
     try:
         app = create_app(Settings(database_url=empty_db_url, log_level="error"), db)
         with TestClient(app, raise_server_exceptions=False) as c:
-            r = c.get("/v1/conversations", headers={"Authorization": "Bearer tl_unknown"})
+            # A well-formed key: one of the wrong shape is refused without asking the database.
+            r = c.get("/v1/conversations", headers={"Authorization": f"Bearer tl_{'x' * 43}"})
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "database_unavailable"
         assert "threadline db upgrade" in r.json()["error"]["message"]

@@ -7,7 +7,9 @@ a ``Database`` and open their own transaction:
 - ``db.read()`` gives a session for queries;
 - ``db.write()`` gives a session that holds the write lock from its first statement
   (``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL callers lock the rows they change with
-  ``SELECT ... FOR UPDATE``) and commits when the block ends without error.
+  ``SELECT ... FOR UPDATE``) and commits when the block ends without error;
+- ``db.connect()`` and ``db.transaction()`` are their Core counterparts (a plain connection,
+  and one in such a write transaction), for hot paths that need no ORM.
 
 A write that returned has been committed: SQLite runs in WAL mode with ``synchronous=FULL``
 by default, PostgreSQL with its own durable commit.
@@ -75,6 +77,14 @@ class Database:
         """A plain connection for hot read paths that need no ORM."""
         with self.engine.connect() as conn:
             yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A connection in a write transaction, committed when the block ends without error."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def read(self) -> Iterator[Session]:

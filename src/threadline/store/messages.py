@@ -27,7 +27,6 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from threadline.domain import status as state_machine
 from threadline.domain.enums import (
@@ -44,6 +43,7 @@ from threadline.domain.ids import new_id
 from threadline.store.conversations import status_change_data
 from threadline.store.database import Database
 from threadline.store.models import Conversation, ConversationEvent, IdempotencyKey, Message
+from threadline.store.prepared import Prepared
 from threadline.store.types import utcnow
 
 M = cast(sa.Table, Message.__table__)  # a mapped class's table is typed as FromClause
@@ -116,8 +116,10 @@ def append(
         request_hash = request_fingerprint(items)
     for attempt in (1, 2):
         try:
-            with db.write() as s:
-                return _append(s, tenant_id, conversation_id, items, idempotency_key, request_hash)
+            with db.transaction() as conn:
+                return _append(
+                    conn, tenant_id, conversation_id, items, idempotency_key, request_hash
+                )
         except IntegrityError:
             if attempt == 2:
                 raise
@@ -154,55 +156,63 @@ def _check_batch(items: Sequence[dict[str, Any]]) -> None:
 C = cast(sa.Table, Conversation.__table__)
 K = cast(sa.Table, IdempotencyKey.__table__)
 E = cast(sa.Table, ConversationEvent.__table__)
-_LOCK = sa.select(
-    C.c.id, C.c.inbox_id, C.c.channel, C.c.status, C.c.message_count, C.c.last_message_at
+_CONVERSATION = sa.select(
+    C.c.id,
+    C.c.inbox_id,
+    sa.type_coerce(C.c.channel, sa.String()).label("channel"),
+    sa.type_coerce(C.c.status, sa.String()).label("status"),
+    C.c.message_count,
+    C.c.last_message_at,
 ).where(C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c"))
-_LOCK_PG = _LOCK.with_for_update()
-_KEY = sa.select(K.c.request_hash, K.c.conversation_id, K.c.first_seq, K.c.last_seq).where(
-    K.c.tenant_id == sa.bindparam("t"), K.c.key == sa.bindparam("k")
+_LOCK = Prepared(_CONVERSATION)
+_LOCK_PG = Prepared(_CONVERSATION.with_for_update())
+_KEY = Prepared(
+    sa.select(K.c.request_hash, K.c.conversation_id, K.c.first_seq, K.c.last_seq).where(
+        K.c.tenant_id == sa.bindparam("t"), K.c.key == sa.bindparam("k")
+    )
 )
-_INSERT = M.insert()
-_INSERT_KEY = K.insert()
-_INSERT_EVENT = E.insert()
-_MOVE = (
+_INSERT = Prepared(M.insert())
+_INSERT_KEY = Prepared(K.insert())
+_INSERT_EVENT = Prepared(E.insert())
+_MOVE = Prepared(
     C.update()
     .where(C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c"))
     .values(
         message_count=sa.bindparam("p_count"),
         last_message_at=sa.bindparam("p_last_message_at"),
         last_activity_at=sa.bindparam("p_now"),
-        updated_at=sa.bindparam("p_updated"),
+        updated_at=sa.bindparam("p_now"),
         status=sa.bindparam("p_status"),
     )
 )
 
 
 def _append(
-    s: Session,
+    conn: sa.Connection,
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     items: Sequence[dict[str, Any]],
     idempotency_key: str | None,
     request_hash: str | None,
 ) -> Appended:
-    conn = s.connection()
     lock = _LOCK_PG if conn.dialect.name == "postgresql" else _LOCK
-    conv = conn.execute(lock, {"t": tenant_id, "c": conversation_id}).one_or_none()
+    conv = lock.one_or_none(conn, {"t": tenant_id, "c": conversation_id})
     if conv is None:
         raise NotFound("conversation not found", conversation_id=str(conversation_id))
-    channel = Channel(conv.channel)
+    channel = Channel(conv["channel"])
 
     if idempotency_key is not None:
-        key = conn.execute(_KEY, {"t": tenant_id, "k": idempotency_key}).one_or_none()
+        key = _KEY.one_or_none(conn, {"t": tenant_id, "k": idempotency_key})
         if key is not None:
-            if key.request_hash != request_hash or key.conversation_id != conversation_id:
+            if key["request_hash"] != request_hash or key["conversation_id"] != conversation_id:
                 raise IdempotencyMismatch(
                     "this Idempotency-Key was already used with a different request",
                     idempotency_key=idempotency_key,
                 )
-            return Appended(_replay(s, tenant_id, conv, key, items), created=False, channel=channel)
+            replay = _replay(conn, tenant_id, conv, key, items)
+            return Appended(replay, created=False, channel=channel)
 
-    existing = _existing_by_external_id(s, tenant_id, conv, items)
+    existing = _existing_by_external_id(conn, tenant_id, conv, items)
 
     now = utcnow()
     answer: list[dict[str, Any]] = []
@@ -212,7 +222,7 @@ def _append(
         if ext in existing:
             answer.append(existing[ext])
         else:
-            rows.append(_row(item, tenant_id, conversation_id, conv.inbox_id, now))
+            rows.append(_row(item, tenant_id, conversation_id, conv["inbox_id"], now))
             answer.append(rows[-1])
     if not rows:
         # Every item was already stored. The key is still recorded (with an empty seq range),
@@ -223,34 +233,32 @@ def _append(
             )
         return Appended(answer, created=False, channel=channel)
     stored_now = [{} if it.get("external_message_id") in existing else it for it in items]
-    _check_parents(s, tenant_id, stored_now)
+    _check_parents(conn, tenant_id, stored_now)
     rows.sort(key=lambda r: r["occurred_at"])  # stable: equal times keep request order
     for offset, row in enumerate(rows, start=1):
-        row["seq"] = conv.message_count + offset
+        row["seq"] = conv["message_count"] + offset
     _insert(conn, rows)
 
-    old_status = ConversationStatus(conv.status)
+    old_status = ConversationStatus(conv["status"])
     status = old_status
     for row in rows:
         status = state_machine.after_message(status, row["direction"], row["role"])
     newest = max(r["occurred_at"] for r in rows)
-    conn.execute(
-        _MOVE,
+    last_message_at = conv["last_message_at"]
+    _MOVE.run(
+        conn,
         {
             "t": tenant_id,
             "c": conversation_id,
-            "p_count": conv.message_count + len(rows),
-            "p_last_message_at": max(newest, conv.last_message_at)
-            if conv.last_message_at
-            else newest,
+            "p_count": conv["message_count"] + len(rows),
+            "p_last_message_at": max(newest, last_message_at) if last_message_at else newest,
             "p_now": now,
-            "p_updated": now,
             "p_status": status,
         },
     )
     if status != old_status:
-        conn.execute(
-            _INSERT_EVENT,
+        _INSERT_EVENT.run(
+            conn,
             {
                 "id": new_id(),
                 "tenant_id": tenant_id,
@@ -279,8 +287,8 @@ def _remember_key(
     now: datetime,
 ) -> None:
     """Record an Idempotency-Key and the seq range its request stored (0..0: nothing new)."""
-    conn.execute(
-        _INSERT_KEY,
+    _INSERT_KEY.run(
+        conn,
         {
             "id": new_id(),
             "tenant_id": tenant_id,
@@ -295,7 +303,7 @@ def _remember_key(
 
 
 def _replay(
-    s: Session,
+    conn: sa.Connection,
     tenant_id: uuid.UUID,
     conv: Any,
     key: Any,
@@ -308,13 +316,13 @@ def _replay(
     the time they were stored. The other items were answered from messages stored earlier
     under their ``external_message_id``.
     """
-    if key.first_seq == 0:  # the first request stored nothing: every item was a replay
-        earlier = _existing_by_external_id(s, tenant_id, conv, items)
+    if key["first_seq"] == 0:  # the first request stored nothing: every item was a replay
+        earlier = _existing_by_external_id(conn, tenant_id, conv, items)
         return [earlier[it["external_message_id"]] for it in items]
-    stored = _range(s, tenant_id, conv.id, key.first_seq, key.last_seq)
+    stored = _range(conn, tenant_id, conv["id"], key["first_seq"], key["last_seq"])
     ours = {r["external_message_id"] for r in stored if r["external_message_id"] is not None}
     earlier = _existing_by_external_id(
-        s, tenant_id, conv, [it for it in items if it.get("external_message_id") not in ours]
+        conn, tenant_id, conv, [it for it in items if it.get("external_message_id") not in ours]
     )
     new = [i for i, it in enumerate(items) if it.get("external_message_id") not in earlier]
     if not stored or len(new) != len(stored):
@@ -338,8 +346,8 @@ def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         present = {k: v for k, v in row.items() if v is not None}
         groups.setdefault(tuple(present), []).append(present)
-    for group in groups.values():
-        conn.execute(_INSERT, group)
+    for columns, group in groups.items():
+        _INSERT.run_many(conn, columns, group)
 
 
 def _row(
@@ -369,7 +377,9 @@ def _row(
     return row
 
 
-def _check_parents(s: Session, tenant_id: uuid.UUID, items: Sequence[dict[str, Any]]) -> None:
+def _check_parents(
+    conn: sa.Connection, tenant_id: uuid.UUID, items: Sequence[dict[str, Any]]
+) -> None:
     """A ``parent_message_id`` must name one of the tenant's messages.
 
     The foreign key alone would accept another tenant's message (and answer a bare
@@ -379,7 +389,7 @@ def _check_parents(s: Session, tenant_id: uuid.UUID, items: Sequence[dict[str, A
     if not wanted:
         return
     q = sa.select(M.c.id).where(M.c.tenant_id == tenant_id, M.c.id.in_(wanted))
-    found = set(s.scalars(q))
+    found = set(conn.scalars(q))
     for i, it in enumerate(items):
         parent = it.get("parent_message_id")
         if parent and parent not in found:
@@ -403,28 +413,28 @@ _BY_EXTERNAL_IN_CONVERSATION = _SELECT.where(
 
 
 def _existing_by_external_id(
-    s: Session, tenant_id: uuid.UUID, conv: Any, items: Sequence[dict[str, Any]]
+    conn: sa.Connection, tenant_id: uuid.UUID, conv: Any, items: Sequence[dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     ext_ids = [it["external_message_id"] for it in items if it.get("external_message_id")]
     if not ext_ids:
         return {}
-    if conv.inbox_id is not None:
-        q, scope = _BY_EXTERNAL_IN_INBOX, conv.inbox_id
+    if conv["inbox_id"] is not None:
+        q, scope = _BY_EXTERNAL_IN_INBOX, conv["inbox_id"]
     else:
-        q, scope = _BY_EXTERNAL_IN_CONVERSATION, conv.id
-    rows = s.connection().execute(q, {"t": tenant_id, "scope": scope, "ext": ext_ids})
+        q, scope = _BY_EXTERNAL_IN_CONVERSATION, conv["id"]
+    rows = conn.execute(q, {"t": tenant_id, "scope": scope, "ext": ext_ids})
     return {r["external_message_id"]: r for r in _dicts(rows)}
 
 
 def _range(
-    s: Session, tenant_id: uuid.UUID, conversation_id: uuid.UUID, first: int, last: int
+    conn: sa.Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID, first: int, last: int
 ) -> list[dict[str, Any]]:
     q = _SELECT.where(
         M.c.tenant_id == tenant_id,
         M.c.conversation_id == conversation_id,
         M.c.seq.between(first, last),
     ).order_by(M.c.seq)
-    return _dicts(s.connection().execute(q))
+    return _dicts(conn.execute(q))
 
 
 def list_range(
@@ -443,7 +453,7 @@ def list_range(
     messages (below ``before_seq`` if given), still returned in seq order, and "more" means
     older messages exist.
     """
-    q = _PAGE_LATEST if latest else _PAGE
+    page = _PAGE_LATEST if latest else _PAGE
     params = {
         "t": tenant_id,
         "c": conversation_id,
@@ -452,8 +462,8 @@ def list_range(
         "n": limit + 1,
     }
     with db.connect() as conn:
-        rows = _dicts(conn.execute(q, params))
-        if not rows and conn.execute(_CONVERSATION_EXISTS, params).first() is None:
+        rows = page.all(conn, params)
+        if not rows and not _CONVERSATION_EXISTS.all(conn, params):
             raise NotFound("conversation not found", conversation_id=str(conversation_id))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -469,10 +479,10 @@ _RANGE = _SELECT.where(
     M.c.seq > sa.bindparam("after"),
     M.c.seq < sa.bindparam("before"),
 )
-_PAGE = _RANGE.order_by(M.c.seq).limit(sa.bindparam("n"))
-_PAGE_LATEST = _RANGE.order_by(M.c.seq.desc()).limit(sa.bindparam("n"))
-_CONVERSATION_EXISTS = sa.select(C.c.id).where(
-    C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c")
+_PAGE = Prepared(_RANGE.order_by(M.c.seq).limit(sa.bindparam("n")))
+_PAGE_LATEST = Prepared(_RANGE.order_by(M.c.seq.desc()).limit(sa.bindparam("n")))
+_CONVERSATION_EXISTS = Prepared(
+    sa.select(C.c.id).where(C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c"))
 )
 
 
@@ -482,7 +492,7 @@ def last(
     """The newest ``n`` messages in seq order: the agent's working window."""
     with db.connect() as conn:
         params = {"t": tenant_id, "c": conversation_id, "after": -1, "before": _NO_SEQ, "n": n}
-        rows = _dicts(conn.execute(_PAGE_LATEST, params))
+        rows = _PAGE_LATEST.all(conn, params)
     rows.reverse()
     return rows
 

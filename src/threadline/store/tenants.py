@@ -20,9 +20,11 @@ from threadline.domain.enums import UserRole
 from threadline.domain.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
 from threadline.store.database import Database
 from threadline.store.models import ApiKey, Tenant, User
+from threadline.store.prepared import Prepared
 from threadline.store.types import utcnow
 
 KEY_PREFIX = "tl_"
+_KEY_SHAPE = re.compile(r"tl_[A-Za-z0-9_-]{43}")
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 _passwords = PasswordHash.recommended()
 
@@ -98,20 +100,27 @@ def revoke_api_key(db: Database, tenant_id: uuid.UUID, key_id: uuid.UUID) -> Api
     return key
 
 
-_AUTH = sa.select(ApiKey.id, ApiKey.tenant_id).where(
-    ApiKey.key_hash == sa.bindparam("h"), ApiKey.revoked_at.is_(None)
+_AUTH = Prepared(
+    sa.select(ApiKey.id, ApiKey.tenant_id).where(
+        ApiKey.key_hash == sa.bindparam("h"), ApiKey.revoked_at.is_(None)
+    )
 )
+
+
+def is_well_formed(token: str) -> bool:
+    """Whether ``token`` has the shape of a key this server issues (not whether it is one)."""
+    return _KEY_SHAPE.fullmatch(token) is not None
 
 
 def authenticate(db: Database, token: str) -> Caller:
     """The caller behind a bearer token; ``Unauthenticated`` if it is unknown or revoked."""
-    if not token.startswith(KEY_PREFIX):
+    if not is_well_formed(token):
         raise Unauthenticated("the API key is not valid")
     with db.connect() as conn:
-        row = conn.execute(_AUTH, {"h": hash_key(token)}).one_or_none()
+        row = _AUTH.one_or_none(conn, {"h": hash_key(token)})
     if row is None:
         raise Unauthenticated("the API key is not valid or has been revoked")
-    return Caller(tenant_id=row.tenant_id, api_key_id=row.id)
+    return Caller(tenant_id=row["tenant_id"], api_key_id=row["id"])
 
 
 def create_user(

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from threadline.api.deps import CallerDep, DatabaseDep
+from threadline.api.deps import AuthDep, DatabaseDep
 from threadline.api.schemas.common import Page
 from threadline.api.schemas.conversations import (
     ConversationCreate,
@@ -24,10 +24,11 @@ router = APIRouter(prefix="/conversations", tags=["conversations"])
 
 @router.post("", status_code=201, response_model=ConversationRead)
 def create_conversation(
-    body: ConversationCreate, db: DatabaseDep, caller: CallerDep
+    body: ConversationCreate, db: DatabaseDep, auth: AuthDep
 ) -> ConversationRead:
     """Start a conversation with an existing contact (`contact_id`) or one described by
     `contact` (matched by phone, then email, else created)."""
+    caller = auth.caller()
     fields = body.model_dump(exclude_unset=True)
     if body.contact is not None:
         fields["contact"] = body.contact.model_dump()
@@ -38,7 +39,7 @@ def create_conversation(
 @router.get("", response_model=Page[ConversationRead])
 def list_conversations(
     db: DatabaseDep,
-    caller: CallerDep,
+    auth: AuthDep,
     status: ConversationStatus | None = None,
     channel: Channel | None = None,
     contact_id: uuid.UUID | None = None,
@@ -48,6 +49,7 @@ def list_conversations(
     cursor: Cursor = None,
 ) -> Page[ConversationRead]:
     """Conversations with the most recent activity first."""
+    caller = auth.caller()
     page = conversations.list_page(
         db,
         caller.tenant_id,
@@ -69,11 +71,12 @@ def list_conversations(
 def get_conversation(
     conversation_id: uuid.UUID,
     db: DatabaseDep,
-    caller: CallerDep,
+    auth: AuthDep,
     include: Annotated[list[Literal["messages", "events"]], Query()] = [],  # noqa: B006 - FastAPI copies defaults
 ) -> ConversationDetail:
     """A conversation; `include=messages` adds its newest 50 messages, `include=events` its
     events."""
+    caller = auth.caller()
     conv = conversations.get(db, caller.tenant_id, conversation_id)
     detail = ConversationDetail.model_validate(conv)
     if "messages" in include:
@@ -87,10 +90,11 @@ def get_conversation(
 
 @router.patch("/{conversation_id}", response_model=ConversationRead, responses={409: {}})
 def update_conversation(
-    conversation_id: uuid.UUID, body: ConversationUpdate, db: DatabaseDep, caller: CallerDep
+    conversation_id: uuid.UUID, body: ConversationUpdate, db: DatabaseDep, auth: AuthDep
 ) -> ConversationRead:
     """Change status, title, assignee or metadata. A status change the state machine
     forbids (for example archived -> waiting) answers 409."""
+    caller = auth.caller()
     conv = conversations.update(
         db, caller.tenant_id, conversation_id, body.model_dump(exclude_unset=True)
     )
@@ -98,7 +102,8 @@ def update_conversation(
 
 
 @router.get("/{conversation_id}/events", response_model=list[EventRead])
-def list_events(conversation_id: uuid.UUID, db: DatabaseDep, caller: CallerDep) -> list[EventRead]:
+def list_events(conversation_id: uuid.UUID, db: DatabaseDep, auth: AuthDep) -> list[EventRead]:
     """The conversation's audit trail: created, status changes, assignments."""
+    caller = auth.caller()
     evs = conversations.events(db, caller.tenant_id, conversation_id)
     return [EventRead.model_validate(e) for e in evs]

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from threadline.api.deps import CallerDep, DatabaseDep, MetricsDep, SettingsDep
+from threadline.api.deps import AuthDep, DatabaseDep, MetricsDep, SettingsDep
 from threadline.api.schemas.common import INT32_MAX
 from threadline.api.schemas.messages import MessageBatch, MessageCreate, MessageList, MessageRead
 from threadline.api.v1.params import Cursor
@@ -106,7 +106,7 @@ def append_message(
     body: MessageCreate,
     response: Response,
     db: DatabaseDep,
-    caller: CallerDep,
+    auth: AuthDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     idempotency_key: IdempotencyKey = None,
@@ -117,6 +117,7 @@ def append_message(
     inbox or conversation) answers 200 with the original and stores nothing. An
     `Idempotency-Key` reused with a different body answers 422.
     """
+    caller = auth.caller()
     path = f"/v1/conversations/{conversation_id}/messages"
     rows = _store(
         conversation_id, [body], idempotency_key, path, db, caller, settings, metrics, response
@@ -130,7 +131,7 @@ def append_batch(
     body: MessageBatch,
     response: Response,
     db: DatabaseDep,
-    caller: CallerDep,
+    auth: AuthDep,
     settings: SettingsDep,
     metrics: MetricsDep,
     idempotency_key: IdempotencyKey = None,
@@ -140,6 +141,7 @@ def append_batch(
     New messages take seqs in `occurred_at` order; the answer lists them in request order.
     Messages whose `external_message_id` is already stored are answered, not stored again.
     """
+    caller = auth.caller()
     path = f"/v1/conversations/{conversation_id}/messages/batch"
     rows = _store(
         conversation_id,
@@ -159,7 +161,7 @@ def append_batch(
 def list_messages(
     conversation_id: uuid.UUID,
     db: DatabaseDep,
-    caller: CallerDep,
+    auth: AuthDep,
     after_seq: Seq = None,
     before_seq: Seq = None,
     latest: Annotated[
@@ -170,6 +172,7 @@ def list_messages(
 ) -> Response:
     """Messages in `seq` order. Page forward with `after_seq` (or `next_cursor`); with
     `latest=true`, page backward from the newest."""
+    caller = auth.caller()
     if cursor:
         direction, seq = pagination.decode(cursor, kinds=(str, int))
         if not 0 <= seq <= INT32_MAX:

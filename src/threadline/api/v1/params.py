@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import Query, Request
 from fastapi.dependencies.models import Dependant
 
-from threadline.api.deps import CallerDep
+from threadline.api.deps import AuthDep
 from threadline.domain.errors import InvalidInput
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1 to 200.")]
@@ -21,12 +21,13 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def reject_unknown_query(request: Request, _: CallerDep) -> None:
+async def reject_unknown_query(request: Request, _: AuthDep) -> None:
     """Answer 422 for a query parameter the route does not declare.
 
     A misspelt filter (``?stauts=active``) would otherwise be ignored and silently widen a
-    list, as unknown body fields would be without ``extra="forbid"``. It depends on the caller
-    (resolved once per request) so that a request without a valid key still answers 401 first.
+    list, as unknown body fields would be without ``extra="forbid"``. It depends on the API key
+    (resolved once per request) so that a request without one still answers 401 first.
+    It is async because it never blocks: FastAPI would send a sync one through its thread pool.
     """
     dependant = getattr(request.scope.get("route"), "dependant", None)
     if dependant is None:
