@@ -34,8 +34,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = database
     app.state.metrics = Metrics()
     errors.install(app)
-    app.include_router(ops.router)
     app.include_router(v1.router)
+    app.include_router(ops.router)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(Observability, metrics=app.state.metrics)
     return app

@@ -1,13 +1,20 @@
-"""Dependencies the routes declare: the database, the settings and the caller's API key."""
+"""Dependencies the routes declare.
+
+Every ``/v1`` route takes one ``Ctx``: the database, settings and metrics, and the caller
+behind the request's API key. One dependency rather than one per part, and async because it
+never blocks: FastAPI sends a sync dependency through its thread pool, and both that hop and
+the resolution of each dependency cost more than the work they would do here.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from threadline.domain.errors import Unauthenticated
+from threadline.domain.errors import InvalidInput, Unauthenticated
 from threadline.metrics import Metrics
 from threadline.settings import Settings
 from threadline.store import Database, tenants
@@ -15,62 +22,77 @@ from threadline.store import Database, tenants
 _bearer = HTTPBearer(auto_error=False, description="An API key: `threadline key create`.")
 
 
-# The accessors are async only because they never block: FastAPI runs sync dependencies in
-# its thread pool, and a hop there costs more than reading app.state.
+class RequestContext:
+    """What a ``/v1`` route works with: the app's database, settings and metrics, and the
+    caller behind the API key.
+
+    Resolving it checks, in this order, that an API key is there and shaped like one (else
+    401, before the body or query are looked at) and that the query names only parameters
+    the route declares (else 422: a misspelt filter must not silently widen a list). The key
+    itself is looked up by ``caller()``, which every route calls first, in the same worker
+    thread as the rest of its database work: a request makes one thread-pool hop, not two. A
+    well-formed key that is unknown or revoked answers 401 there, before anything is read or
+    written.
+    """
+
+    __slots__ = ("_caller", "_token", "db", "metrics", "settings")
+
+    def __init__(self, request: Request, token: str) -> None:
+        state = request.app.state
+        self.db: Database = state.db
+        self.settings: Settings = state.settings
+        self.metrics: Metrics = state.metrics
+        self._token = token
+        self._caller: tenants.Caller | None = None
+
+    def caller(self) -> tenants.Caller:
+        if self._caller is None:
+            self._caller = tenants.authenticate(self.db, self._token)
+        return self._caller
+
+
+async def _context(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> RequestContext:
+    if credentials is None:
+        raise Unauthenticated("send your API key as 'Authorization: Bearer <key>'")
+    if not tenants.is_well_formed(credentials.credentials):
+        raise Unauthenticated("the API key is not valid")
+    _reject_unknown_query(request)
+    return RequestContext(request, credentials.credentials)
+
+
+Ctx = Annotated[RequestContext, Depends(_context)]
+
+
+def _reject_unknown_query(request: Request) -> None:
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(dependant))
+    if unknown:
+        shown = [name[:64] for name in unknown[:10]]
+        raise InvalidInput(f"unknown query parameter(s): {', '.join(shown)}", parameters=shown)
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+# The operational routes take the parts they need.
 
 
 async def _db(request: Request) -> Database:
     return request.app.state.db  # type: ignore[no-any-return]
 
 
-async def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
-
-
-DatabaseDep = Annotated[Database, Depends(_db)]
-SettingsDep = Annotated[Settings, Depends(_settings)]
-
-
-class Auth:
-    """The API key a request carries, and the caller it stands for.
-
-    The dependency checks only that a key is there and shaped like one, so a request
-    without one answers 401 before its body or query are looked at. The key itself is
-    looked up by ``caller()``, which every route calls first, in the same worker thread as
-    the rest of its database work: a request then makes one thread-pool hop, not two (a
-    hop costs more than the lookup). A well-formed key that is unknown or revoked answers
-    401 there, before anything is read or written.
-    """
-
-    __slots__ = ("_caller", "_db", "_token")
-
-    def __init__(self, db: Database, token: str) -> None:
-        self._db = db
-        self._token = token
-        self._caller: tenants.Caller | None = None
-
-    def caller(self) -> tenants.Caller:
-        if self._caller is None:
-            self._caller = tenants.authenticate(self._db, self._token)
-        return self._caller
-
-
-async def _auth(
-    db: DatabaseDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Auth:
-    if credentials is None:
-        raise Unauthenticated("send your API key as 'Authorization: Bearer <key>'")
-    if not tenants.is_well_formed(credentials.credentials):
-        raise Unauthenticated("the API key is not valid")
-    return Auth(db, credentials.credentials)
-
-
-AuthDep = Annotated[Auth, Depends(_auth)]
-
-
 async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
+DatabaseDep = Annotated[Database, Depends(_db)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from threadline.api.deps import AuthDep, DatabaseDep
+from threadline.api.deps import Ctx
 from threadline.api.schemas.common import Page
 from threadline.api.schemas.conversations import (
     ConversationCreate,
@@ -23,23 +23,20 @@ router = APIRouter(prefix="/conversations", tags=["conversations"])
 
 
 @router.post("", status_code=201, response_model=ConversationRead)
-def create_conversation(
-    body: ConversationCreate, db: DatabaseDep, auth: AuthDep
-) -> ConversationRead:
+def create_conversation(body: ConversationCreate, ctx: Ctx) -> ConversationRead:
     """Start a conversation with an existing contact (`contact_id`) or one described by
     `contact` (matched by phone, then email, else created)."""
-    caller = auth.caller()
+    caller = ctx.caller()
     fields = body.model_dump(exclude_unset=True)
     if body.contact is not None:
         fields["contact"] = body.contact.model_dump()
-    conv = conversations.create(db, caller.tenant_id, fields)
+    conv = conversations.create(ctx.db, caller.tenant_id, fields)
     return ConversationRead.model_validate(conv)
 
 
 @router.get("", response_model=Page[ConversationRead])
 def list_conversations(
-    db: DatabaseDep,
-    auth: AuthDep,
+    ctx: Ctx,
     status: ConversationStatus | None = None,
     channel: Channel | None = None,
     contact_id: uuid.UUID | None = None,
@@ -49,9 +46,9 @@ def list_conversations(
     cursor: Cursor = None,
 ) -> Page[ConversationRead]:
     """Conversations with the most recent activity first."""
-    caller = auth.caller()
+    caller = ctx.caller()
     page = conversations.list_page(
-        db,
+        ctx.db,
         caller.tenant_id,
         limit=limit,
         cursor=cursor,
@@ -70,40 +67,39 @@ def list_conversations(
 @router.get("/{conversation_id}", response_model=ConversationDetail)
 def get_conversation(
     conversation_id: uuid.UUID,
-    db: DatabaseDep,
-    auth: AuthDep,
+    ctx: Ctx,
     include: Annotated[list[Literal["messages", "events"]], Query()] = [],  # noqa: B006 - FastAPI copies defaults
 ) -> ConversationDetail:
     """A conversation; `include=messages` adds its newest 50 messages, `include=events` its
     events."""
-    caller = auth.caller()
-    conv = conversations.get(db, caller.tenant_id, conversation_id)
+    caller = ctx.caller()
+    conv = conversations.get(ctx.db, caller.tenant_id, conversation_id)
     detail = ConversationDetail.model_validate(conv)
     if "messages" in include:
-        rows = messages.last(db, caller.tenant_id, conversation_id, 50)
+        rows = messages.last(ctx.db, caller.tenant_id, conversation_id, 50)
         detail.messages = [MessageRead.model_validate(r) for r in rows]
     if "events" in include:
-        evs = conversations.events(db, caller.tenant_id, conversation_id)
+        evs = conversations.events(ctx.db, caller.tenant_id, conversation_id)
         detail.events = [EventRead.model_validate(e) for e in evs]
     return detail
 
 
 @router.patch("/{conversation_id}", response_model=ConversationRead, responses={409: {}})
 def update_conversation(
-    conversation_id: uuid.UUID, body: ConversationUpdate, db: DatabaseDep, auth: AuthDep
+    conversation_id: uuid.UUID, body: ConversationUpdate, ctx: Ctx
 ) -> ConversationRead:
     """Change status, title, assignee or metadata. A status change the state machine
     forbids (for example archived -> waiting) answers 409."""
-    caller = auth.caller()
+    caller = ctx.caller()
     conv = conversations.update(
-        db, caller.tenant_id, conversation_id, body.model_dump(exclude_unset=True)
+        ctx.db, caller.tenant_id, conversation_id, body.model_dump(exclude_unset=True)
     )
     return ConversationRead.model_validate(conv)
 
 
 @router.get("/{conversation_id}/events", response_model=list[EventRead])
-def list_events(conversation_id: uuid.UUID, db: DatabaseDep, auth: AuthDep) -> list[EventRead]:
+def list_events(conversation_id: uuid.UUID, ctx: Ctx) -> list[EventRead]:
     """The conversation's audit trail: created, status changes, assignments."""
-    caller = auth.caller()
-    evs = conversations.events(db, caller.tenant_id, conversation_id)
+    caller = ctx.caller()
+    evs = conversations.events(ctx.db, caller.tenant_id, conversation_id)
     return [EventRead.model_validate(e) for e in evs]

@@ -5,15 +5,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 
-from threadline.api.deps import AuthDep, DatabaseDep, MetricsDep, SettingsDep
+from threadline.api.deps import Ctx, RequestContext
 from threadline.api.schemas.common import INT32_MAX
 from threadline.api.schemas.messages import MessageBatch, MessageCreate, MessageList, MessageRead
 from threadline.api.v1.params import Cursor
 from threadline.domain.errors import InvalidCursor, InvalidInput, PayloadTooLarge
-from threadline.metrics import Metrics
 from threadline.settings import Settings
-from threadline.store import Database, messages, pagination
-from threadline.store.tenants import Caller
+from threadline.store import messages, pagination
 
 router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
 
@@ -51,16 +49,15 @@ def _check_sizes(items: list[MessageCreate], settings: Settings) -> None:
 
 
 def _store(
+    ctx: RequestContext,
     conversation_id: uuid.UUID,
     items: list[MessageCreate],
     key: str | None,
     path: str,
-    db: Database,
-    caller: Caller,
-    settings: Settings,
-    metrics: Metrics,
-    response: Response,
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], int]:
+    """Store the messages; answer them with 201, or 200 when nothing new was stored."""
+    caller = ctx.caller()
+    settings = ctx.settings
     if len(items) > settings.max_batch_messages:
         raise InvalidInput(
             f"a batch holds at most {settings.max_batch_messages} messages", count=len(items)
@@ -75,18 +72,17 @@ def _store(
         else None
     )
     result = messages.append(
-        db,
+        ctx.db,
         caller.tenant_id,
         conversation_id,
         columns,
         idempotency_key=key,
         request_hash=request_hash,
     )
-    if result.created:
-        metrics.messages_stored.labels(result.channel.value).inc(result.stored)
-    else:
-        response.status_code = 200
-    return result.messages
+    if not result.created:
+        return result.messages, 200
+    ctx.metrics.messages_stored.labels(result.channel.value).inc(result.stored)
+    return result.messages, 201
 
 
 _CONFLICT = {409: {"description": "A concurrent write conflicted with this one: retry"}}
@@ -104,11 +100,7 @@ _BATCH_REPLAY = {
 def append_message(
     conversation_id: uuid.UUID,
     body: MessageCreate,
-    response: Response,
-    db: DatabaseDep,
-    auth: AuthDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
+    ctx: Ctx,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Append one message; it gets the conversation's next `seq`.
@@ -117,23 +109,16 @@ def append_message(
     inbox or conversation) answers 200 with the original and stores nothing. An
     `Idempotency-Key` reused with a different body answers 422.
     """
-    caller = auth.caller()
     path = f"/v1/conversations/{conversation_id}/messages"
-    rows = _store(
-        conversation_id, [body], idempotency_key, path, db, caller, settings, metrics, response
-    )
-    return _json(MessageRead.model_validate(rows[0]), response.status_code or 201)
+    rows, status = _store(ctx, conversation_id, [body], idempotency_key, path)
+    return _json(MessageRead.model_validate(rows[0]), status)
 
 
 @router.post("/batch", status_code=201, response_model=MessageList, responses=_BATCH_REPLAY)
 def append_batch(
     conversation_id: uuid.UUID,
     body: MessageBatch,
-    response: Response,
-    db: DatabaseDep,
-    auth: AuthDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
+    ctx: Ctx,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Append many messages at once, all or nothing (history import).
@@ -141,27 +126,15 @@ def append_batch(
     New messages take seqs in `occurred_at` order; the answer lists them in request order.
     Messages whose `external_message_id` is already stored are answered, not stored again.
     """
-    caller = auth.caller()
     path = f"/v1/conversations/{conversation_id}/messages/batch"
-    rows = _store(
-        conversation_id,
-        body.messages,
-        idempotency_key,
-        path,
-        db,
-        caller,
-        settings,
-        metrics,
-        response,
-    )
-    return _json(MessageList(data=rows), response.status_code or 201)
+    rows, status = _store(ctx, conversation_id, body.messages, idempotency_key, path)
+    return _json(MessageList(data=rows), status)
 
 
 @router.get("", response_model=MessageList)
 def list_messages(
     conversation_id: uuid.UUID,
-    db: DatabaseDep,
-    auth: AuthDep,
+    ctx: Ctx,
     after_seq: Seq = None,
     before_seq: Seq = None,
     latest: Annotated[
@@ -172,7 +145,7 @@ def list_messages(
 ) -> Response:
     """Messages in `seq` order. Page forward with `after_seq` (or `next_cursor`); with
     `latest=true`, page backward from the newest."""
-    caller = auth.caller()
+    caller = ctx.caller()
     if cursor:
         direction, seq = pagination.decode(cursor, kinds=(str, int))
         if not 0 <= seq <= INT32_MAX:
@@ -184,7 +157,7 @@ def list_messages(
         else:
             raise InvalidCursor("the cursor is not one this server issued")
     rows, more = messages.list_range(
-        db,
+        ctx.db,
         caller.tenant_id,
         conversation_id,
         after_seq=after_seq,
