@@ -39,6 +39,7 @@ class _Form:
         "keys",
         "positional",
         "results",
+        "shared",
         "sql",
         "types",
     )
@@ -55,9 +56,13 @@ class _Form:
         # parameters a caller does not name.
         self.binds: list[tuple[str, Processor | None]] = []
         self.fixed: dict[str, Any] = {}
+        # Values of immutable types may share one conversion; JSON values (dicts, lists) not.
+        self.shared: dict[str, bool] = {}
         for name in names:
             bind = compiled.binds[name]
-            self.binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+            type_ = bind.type.dialect_impl(dialect)
+            self.binds.append((name, type_.bind_processor(dialect)))
+            self.shared[name] = not isinstance(type_, sa.JSON)
             if not bind.required:
                 self.fixed[name] = bind.effective_value
         self.keys: tuple[str, ...] = ()
@@ -70,6 +75,30 @@ class _Form:
         # they are chosen from the first result's cursor description.
         self.results: list[tuple[int, Processor, bool]] | None = None
         self.dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+
+    def many(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Parameters for ``executemany``, column by column: a batch repeats its tenant,
+        conversation, timestamps and enum values, and each distinct one is converted once."""
+        columns: list[list[Any]] = []
+        for name, process in self.binds:
+            if name in self.fixed and name not in rows[0]:
+                column = [self.fixed[name]] * len(rows)
+            else:
+                column = [row[name] for row in rows]
+            if process is not None:
+                if self.shared[name]:
+                    seen: dict[Any, Any] = {}
+                    column = [
+                        seen[raw] if raw in seen else seen.setdefault(raw, process(raw))
+                        for raw in column
+                    ]
+                else:
+                    column = [process(raw) for raw in column]
+            columns.append(column)
+        if self.positional:
+            return list(zip(*columns, strict=True))
+        names = [name for name, _ in self.binds]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
     def params(self, values: Mapping[str, Any]) -> Any:
         if self.fixed:
@@ -180,7 +209,7 @@ class Prepared:
         form = self._form(conn, column_keys)
         cursor = conn.connection.cursor()
         try:
-            cursor.executemany(form.sql, [form.params(row) for row in rows])
+            cursor.executemany(form.sql, form.many(rows))
             return int(cursor.rowcount)
         except form.dbapi_error as exc:
             raise form.error(exc) from exc
