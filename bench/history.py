@@ -7,13 +7,18 @@ in 100-message conversations and half in 1,000-message conversations):
    random 100-message conversation of a database already holding N messages, p50/p95/p99;
    baseline: raw SQL doing the same work (BEGIN IMMEDIATE, next seq, INSERT, COMMIT).
 2. append latency over HTTP: the real server (``threadline serve`` in a subprocess) answering
-   ``POST /v1/conversations/{id}/messages`` on one keep-alive ``httpx.Client``; target p50 <= 5 ms.
+   ``POST /v1/conversations/{id}/messages`` on one keep-alive connection of the standard
+   library's ``http.client`` (the least a client can add); target p50 <= 5 ms. The same calls
+   through ``httpx.Client`` are shown too: that client adds about a millisecond of its own.
    Also, informational: ``GET .../messages?latest=true&limit=20`` and ``.../messages/batch``.
 3. batch import throughput: the N messages loaded with ``messages.append`` (one call per
    conversation for 100-message threads, batches of 1,000 for 1,000-message threads) against
    stdlib-style ``executemany`` into a simple indexed table in its own file. Both run in WAL
    mode with ``synchronous=FULL`` (Threadline's default) on the same SQLite (pysqlite3).
    Conversations are created before the clock starts. Target: Threadline >= 0.5x raw.
+   Once, independent of N, the ceiling for that target: raw ``executemany`` of the same rows
+   Threadline writes (the same columns and values) into Threadline's own table, against
+   ``messages.append`` of the same batches.
 4. "last 20 messages in order": ``messages.last(db, tenant, conversation, 20)`` against the raw
    indexed query, LangChain's ``SQLChatMessageHistory(...).messages[-20:]`` and LangGraph's
    ``SqliteSaver.get_tuple(...)`` sliced to the last 20, on threads of 100 and 1,000 messages.
@@ -34,6 +39,7 @@ Prints a Rich table and writes JSON to bench/results/history.json (or ``--out``)
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
@@ -299,6 +305,96 @@ def import_rows(loaded: Loaded) -> list[Row]:
             )
         )
     return rows
+
+
+CEILING_THREADS = 10  # conversations of 1,000 messages per side
+
+
+def import_ceiling_rows(folder: Path) -> list[Row]:
+    """Batch import against raw executemany of the very rows Threadline writes, into
+    Threadline's own table (foreign keys on, conversation counters moved in the same
+    transaction): the most any code could get out of this schema on this SQLite."""
+    folder.mkdir()
+    db_path = folder / "threadline.db"
+    db = Database.from_url(f"sqlite:///{db_path}")
+    migrate.upgrade(db)
+    tenants.bootstrap(db)
+    tenant = tenants.get_tenant(db, "default").id
+    ids = [
+        conversations.create(db, tenant, {"channel": "api"}).id for _ in range(2 * CEILING_THREADS)
+    ]
+    raw = sqlite_connect(db_path)
+    raw.execute("PRAGMA foreign_keys=ON")
+    tl_s = raw_s = 0.0
+    for i in range(CEILING_THREADS):  # taking turns, so a slow spell falls on both
+        items = thread_items(i, IMPORT_BATCH)
+        t0 = time.perf_counter()
+        messages.append(db, tenant, ids[2 * i], items)
+        t1 = time.perf_counter()
+        raw_same_table_insert(raw, tenant, ids[2 * i + 1], items)
+        t2 = time.perf_counter()
+        tl_s, raw_s = tl_s + t1 - t0, raw_s + t2 - t1
+    stored = raw.execute("SELECT count(*) FROM messages").fetchone()[0]
+    assert stored == 2 * CEILING_THREADS * IMPORT_BATCH, stored
+    raw.close()
+    db.dispose()
+    count = CEILING_THREADS * IMPORT_BATCH
+    tl_rate, raw_rate = count / tl_s, count / raw_s
+    console.log("batch import ceiling measured")
+    return [
+        Row(
+            measure="batch import: messages/s",
+            size=f"{fmt_count(count)} msgs, {IMPORT_BATCH}/batch",
+            threadline=fmt_rate(tl_rate),
+            baseline=f"raw executemany, same rows into Threadline's table {fmt_rate(raw_rate)}",
+            ratio=f"{tl_rate / raw_rate:.2f}x of raw",
+            data={
+                "messages": count,
+                "batch": IMPORT_BATCH,
+                "threadline_msgs_per_s": tl_rate,
+                "raw_same_table_msgs_per_s": raw_rate,
+            },
+        )
+    ]
+
+
+RAW_SAME_COLUMNS = (
+    "id, tenant_id, conversation_id, seq, role, sender_type, direction, message_type, "
+    "content, is_flagged, occurred_at, created_at"
+)
+RAW_SAME_INSERT = f"INSERT INTO messages ({RAW_SAME_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+RAW_SAME_MOVE = (
+    "UPDATE conversations SET message_count = ?, last_message_at = ?, last_activity_at = ?, "
+    "updated_at = ?, status = 'waiting' WHERE tenant_id = ? AND id = ?"
+)
+
+
+def raw_same_table_insert(
+    conn: Any, tenant: uuid.UUID, conversation: uuid.UUID, items: Sequence[dict[str, str]]
+) -> None:
+    """What ``messages.append`` stores for these items, as the values it stores them as."""
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    rows = [
+        (
+            uuid_utils.uuid7().hex,
+            tenant.hex,
+            conversation.hex,
+            seq,
+            m["role"],
+            "contact" if m["role"] == "user" else "agent",
+            "inbound" if m["role"] == "user" else "outbound",
+            "text",
+            m["content"],
+            0,
+            now,
+            now,
+        )
+        for seq, m in enumerate(items, start=1)
+    ]
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(RAW_SAME_INSERT, rows)
+    conn.execute(RAW_SAME_MOVE, (len(rows), now, now, now, tenant.hex, conversation.hex))
+    conn.execute("COMMIT")
 
 
 def storage_rows(loaded: Loaded, langchain_path: Path) -> list[Row]:
@@ -614,16 +710,18 @@ def measure_http(
 ) -> list[Row]:
     size = f"N={fmt_count(loaded.n)}"
     headers = {"Authorization": f"Bearer {loaded.token}"}
+    short_threads = loaded.threads[THREAD_LENGTHS[0]]
+    targets = [rng.choice(short_threads) for _ in range(plan.http_appends)]
+    with StdlibClient(base, headers) as plain:
+        for conversation in targets[:50]:  # warm up
+            plain.append(conversation)
+        appends = Latency.of(timed_calls(plain.append, targets))
+        health = Latency.of(timed_calls(lambda _: plain.get("/healthz"), range(plan.http_appends)))
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         check_contract(client)
-        short_threads = loaded.threads[THREAD_LENGTHS[0]]
-        targets = [rng.choice(short_threads) for _ in range(plan.http_appends)]
-        for conversation in targets[:50]:  # warm up
+        for conversation in targets[:50]:
             http_append(client, conversation)
-        appends = Latency.of(timed_calls(lambda c: http_append(client, c), targets))
-        health = Latency.of(
-            timed_calls(lambda _: expect(client.get("/healthz"), 200), range(plan.http_appends))
-        )
+        httpx_appends = Latency.of(timed_calls(lambda c: http_append(client, c), targets))
         console.log(f"N={fmt_count(loaded.n)}: HTTP appends measured")
         long_threads = loaded.threads[THREAD_LENGTHS[-1]]
         reads = [rng.choice(long_threads) for _ in range(plan.reads)]
@@ -647,10 +745,19 @@ def measure_http(
             met=appends.p50 <= 5.0,
             data={
                 "n": loaded.n,
+                "client": "http.client, keep-alive",
                 "http": vars(appends),
                 "in_process": vars(in_process),
                 "healthz": vars(health),
             },
+        ),
+        Row(
+            measure="append 1 message, over HTTP with httpx: p50 / p95 / p99",
+            size=size,
+            threadline=httpx_appends.short(),
+            baseline=f"http.client p50 {fmt_ms(appends.p50)}",
+            ratio=f"+{fmt_ms(httpx_appends.p50 - appends.p50)} for httpx",
+            data={"n": loaded.n, "client": "httpx.Client", "http": vars(httpx_appends)},
         ),
         Row(
             measure="last 20 over HTTP (latest=true): p50",
@@ -658,7 +765,7 @@ def measure_http(
             threadline=fmt_ms(latest.p50),
             baseline=f"in-process p50 {fmt_ms(last_p50_ms)}",
             ratio=f"+{fmt_ms(latest.p50 - last_p50_ms)} for HTTP",
-            data={"n": loaded.n, "http": vars(latest)},
+            data={"n": loaded.n, "client": "httpx.Client", "http": vars(latest)},
         ),
         Row(
             measure="batch import over HTTP: messages/s",
@@ -669,6 +776,40 @@ def measure_http(
             data={"n": loaded.n, "http_msgs_per_s": batch_rate, "in_process": in_process_rate},
         ),
     ]
+
+
+class StdlibClient:
+    """One keep-alive connection of the standard library's HTTP client: the least overhead
+    a Python client can add, so the latency measured is the server's."""
+
+    def __init__(self, base: str, headers: dict[str, str]) -> None:
+        url = httpx.URL(base)
+        self.conn = http.client.HTTPConnection(url.host, url.port, timeout=30)
+        self.headers = headers | {"Content-Type": "application/json"}
+        self.body = json.dumps({"role": "user", "content": TEXTS[2]})
+
+    def __enter__(self) -> StdlibClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.close()
+
+    def _call(self, method: str, path: str, body: str | None, status: int) -> bytes:
+        self.conn.request(method, path, body=body, headers=self.headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        if response.status != status:
+            raise RuntimeError(f"{method} {path} answered {response.status}: {data[:500]!r}")
+        return data
+
+    def get(self, path: str) -> bytes:
+        return self._call("GET", path, None, 200)
+
+    def append(self, conversation: uuid.UUID) -> None:
+        answer = json.loads(
+            self._call("POST", f"/v1/conversations/{conversation}/messages", self.body, 201)
+        )
+        assert answer["seq"] >= 1, answer
 
 
 def check_contract(client: httpx.Client) -> None:
@@ -818,6 +959,11 @@ NOTES = (
     "on pysqlite3's SQLite, LangChain/LangGraph on the stdlib sqlite3 they use.",
     "raw = pysqlite3 on a table (id, conversation_id, seq, role, content, created_at) with a "
     "unique index on (conversation_id, seq); one transaction per batch, like Threadline.",
+    "batch import, same rows into Threadline's table: raw executemany of exactly the 12 values "
+    "Threadline stores per message (its 36-column table keeps 4 foreign keys, 7 checks and 5 "
+    "indexes), plus the conversation-counter update: the ceiling for any code on this schema.",
+    "HTTP append: one keep-alive connection of the standard library's http.client; the httpx "
+    "row repeats the calls through httpx.Client, whose own overhead shows in its ratio.",
     "last 20: Threadline returns 36 typed columns per message as dicts (UUIDs, datetimes, enums, "
     "JSON decoded); raw SQL returns dicts of untyped column values; LangChain returns all "
     "messages as BaseMessage objects (sliced to 20); LangGraph loads the whole checkpoint.",
@@ -871,6 +1017,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += reads
             loaded.raw.close()
             loaded.db.dispose()
+        rows += import_ceiling_rows(Path(tmp) / "ceiling")
         rows += growth_rows(Path(tmp) / "growth", plan)
         after = machine_state(Path(tmp))
     wall = time.perf_counter() - started

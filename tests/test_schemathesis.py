@@ -72,7 +72,7 @@ schema = schemathesis.openapi.from_asgi(
 
 #: The fuzzing tenant's API key: fixed, so that Schemathesis can be given it at import time;
 #: the ``target`` fixture stores its hash in each backend's database.
-FUZZ_KEY = "tl_schemathesis-fuzzing-key-000000000000000"
+FUZZ_KEY = "tl_schemathesis-fuzzing-key-000000000000000000"
 
 
 @schema.auth(refresh_interval=None)
