@@ -7,9 +7,9 @@ row processing, events) costs several times what SQLite spends on the query itse
 
 - the SQL text is SQLAlchemy's own compilation of a Core statement, for the connection's
   dialect (casts, quoting and parameter style included);
-- every value goes through its column type's own ``bind_processor`` and ``result_processor``
-  (of the type's implementation for that dialect),
-  so rows are written and read exactly as the rest of the store writes and reads them;
+- every value goes through the ``bind_processor`` and ``result_processor`` of its column
+  type's implementation for that dialect, so rows are written and read exactly as the rest
+  of the store writes and reads them;
 - driver errors are raised as SQLAlchemy's exception classes (``IntegrityError``,
   ``OperationalError`` ...), with parameters hidden, as the engine would raise them.
 
@@ -162,10 +162,10 @@ class Prepared:
 
     def __init__(self, statement: sa.Executable) -> None:
         self.statement = statement
-        self._forms: dict[tuple[str, tuple[str, ...] | None], _Form] = {}
+        self._forms: dict[tuple[str, str, tuple[str, ...] | None], _Form] = {}
 
     def _form(self, conn: sa.Connection, column_keys: tuple[str, ...] | None = None) -> _Form:
-        key = (conn.dialect.name, column_keys)
+        key = (conn.dialect.name, conn.dialect.driver, column_keys)
         form = self._forms.get(key)
         if form is None:
             form = self._forms[key] = _Form(self.statement, conn.dialect, column_keys)
