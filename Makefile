@@ -8,14 +8,13 @@ BIN := $(VENV)/bin
 run: $(VENV)/.installed  ## install and start Threadline on SQLite (API and /docs on localhost:8000)
 	$(BIN)/threadline serve
 
-test: $(VENV)/.installed-test  ## install what the tests need (PostgreSQL included), lint, run the suite
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+test: lint  ## install what the tests need (PostgreSQL included), lint, type-check, run the suite
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed-test
+lint: $(VENV)/.installed-test  ## ruff (lint and format) and mypy
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
 
 bench: $(VENV)/.installed-bench  ## the benchmarks in bench/ (minutes; not part of the tests)
 	$(BIN)/python bench/history.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -115,7 +116,7 @@ class Observability:
             )
 
 
-def _route(scope: dict[str, Any]) -> str:
+def _route(scope: MutableMapping[str, Any]) -> str:
     """The route template (``/v1/conversations/{conversation_id}``), never raw ids.
 
     A route inside an included router knows its template without the router's prefix, so

@@ -51,7 +51,7 @@ class _Form:
         self.sql: str = compiled.string
         self.dialect = dialect
         self.positional: bool = compiled.positional
-        names = compiled.positiontup if compiled.positional else list(compiled.binds)
+        names = (compiled.positiontup or []) if compiled.positional else list(compiled.binds)
         # Values the statement carries itself (such as SQLite's ``OFFSET 0``) fill in the
         # parameters a caller does not name.
         self.binds: list[tuple[str, Processor | None]] = []
@@ -69,7 +69,7 @@ class _Form:
         self.types: list[sa.types.TypeEngine[Any]] = []
         if isinstance(statement, sa.Select):
             columns = list(statement.selected_columns)
-            self.keys = tuple(c.key for c in columns)
+            self.keys = tuple(statement.selected_columns.keys())
             self.types = [c.type.dialect_impl(dialect) for c in columns]
         # Some result processors depend on the driver's type code (PostgreSQL numerics), so
         # they are chosen from the first result's cursor description.
@@ -112,7 +112,7 @@ class _Form:
         return dict(bound)
 
     def _processors(self, description: Sequence[Any]) -> list[tuple[int, Processor, bool]]:
-        results = []
+        results: list[tuple[int, Processor, bool]] = []
         for i, type_ in enumerate(self.types):
             process = type_.result_processor(self.dialect, description[i][1])
             if process is not None:
@@ -145,7 +145,7 @@ class _Form:
         keys = self.keys
         return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
 
-    def error(self, exc: Exception) -> sa.exc.DBAPIError:
+    def error(self, exc: Exception) -> sa.exc.StatementError:
         return sa.exc.DBAPIError.instance(
             self.sql, None, exc, self.dbapi_error, hide_parameters=True, dialect=self.dialect
         )

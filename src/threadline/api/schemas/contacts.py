@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, JsonValue, StringConstraints
 
 from threadline.api.schemas.common import Input, JSONObject, Output
 
@@ -12,7 +12,7 @@ Name = Annotated[str, StringConstraints(max_length=200)]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=32)]
 Email = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
-_EXAMPLE = {
+_EXAMPLE: dict[str, JsonValue] = {
     "name": "Ada Lovelace",
     "phone": "+14155550100",
     "email": "ada@example.com",

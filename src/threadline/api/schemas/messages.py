@@ -5,7 +5,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from threadline.api.schemas.common import Count, Input, JSONObject, Output, Score, Timestamp
 from threadline.domain.enums import DeliveryStatus, Direction, MessageType, Role, SenderType
@@ -38,7 +45,7 @@ class ToolCall(Input):
     function: ToolFunction
 
 
-_EXAMPLES = [
+_EXAMPLES: list[JsonValue] = [
     {"role": "user", "content": "Hi, do you do kitchen remodels?", "external_message_id": "SM123"},
     {
         "role": "assistant",

@@ -85,12 +85,14 @@ def _store(
     return result.messages, 201
 
 
-_CONFLICT = {409: {"description": "A concurrent write conflicted with this one: retry"}}
-_REPLAY = {
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "A concurrent write conflicted with this one: retry"}
+}
+_REPLAY: dict[int | str, dict[str, Any]] = {
     200: {"model": MessageRead, "description": "A replay: the original, nothing stored"},
     **_CONFLICT,
 }
-_BATCH_REPLAY = {
+_BATCH_REPLAY: dict[int | str, dict[str, Any]] = {
     200: {"model": MessageList, "description": "Every message was a replay: nothing stored"},
     **_CONFLICT,
 }
@@ -128,7 +130,7 @@ def append_batch(
     """
     path = f"/v1/conversations/{conversation_id}/messages/batch"
     rows, status = _store(ctx, conversation_id, body.messages, idempotency_key, path)
-    return _json(MessageList(data=rows), status)
+    return _json(MessageList.model_validate({"data": rows}), status)
 
 
 @router.get("", response_model=MessageList)
@@ -172,4 +174,4 @@ def list_messages(
             if latest
             else pagination.encode("after", rows[-1]["seq"])
         )
-    return _json(MessageList(data=rows, next_cursor=next_cursor), 200)
+    return _json(MessageList.model_validate({"data": rows, "next_cursor": next_cursor}), 200)
