@@ -16,10 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from threadline.domain.enums import Channel
-from threadline.domain.errors import AlreadyExists, InvalidInput, NotFound
+from threadline.domain.errors import AlreadyExists, InvalidInput
 from threadline.store import pagination
 from threadline.store.database import Database
 from threadline.store.models import Contact, ContactIdentity
+from threadline.store.owned import owned
 from threadline.store.types import utcnow
 
 
@@ -133,18 +134,9 @@ def find_in(
     return None
 
 
-def get_in(s: Session, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
-    contact = s.scalar(
-        sa.select(Contact).where(Contact.tenant_id == tenant_id, Contact.id == contact_id)
-    )
-    if contact is None:
-        raise NotFound("contact not found", contact_id=contact_id)
-    return contact
-
-
 def get(db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> Contact:
     with db.read() as s:
-        return get_in(s, tenant_id, contact_id)
+        return owned(s, Contact, tenant_id, contact_id, name="contact")
 
 
 def list_page(
@@ -164,7 +156,7 @@ def update(
     fields = _clean(fields)
     try:
         with db.write() as s:
-            contact = get_in(s, tenant_id, contact_id)
+            contact = owned(s, Contact, tenant_id, contact_id, name="contact")
             for name in ("name", "phone", "email", "attributes"):
                 if name in fields:
                     value = fields[name]
@@ -183,5 +175,5 @@ def update(
 def delete(db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> None:
     """Delete a contact with their identities and conversations (ON DELETE CASCADE)."""
     with db.write() as s:
-        contact = get_in(s, tenant_id, contact_id)
+        contact = owned(s, Contact, tenant_id, contact_id, name="contact")
         s.delete(contact)

@@ -13,20 +13,14 @@ from sqlalchemy.orm import Session
 
 from threadline.domain import status as state_machine
 from threadline.domain.enums import Channel, ConversationStatus, EventType
-from threadline.domain.errors import InvalidInput, NotFound
+from threadline.domain.errors import InvalidInput
 from threadline.store import contacts, pagination
 from threadline.store.database import Database
-from threadline.store.models import Agent, Conversation, ConversationEvent, Inbox
+from threadline.store.models import Agent, Contact, Conversation, ConversationEvent, Inbox
+from threadline.store.owned import owned
 from threadline.store.types import utcnow
 
 FILTERS = ("status", "channel", "contact_id", "inbox_id", "assignee_id")
-
-
-def _check_ref(s: Session, model: Any, tenant_id: uuid.UUID, ref_id: uuid.UUID, what: str) -> Any:
-    row = s.scalar(sa.select(model).where(model.tenant_id == tenant_id, model.id == ref_id))
-    if row is None:
-        raise NotFound(f"{what} not found", **{f"{what}_id": str(ref_id)})
-    return row
 
 
 def create(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Conversation:
@@ -37,7 +31,7 @@ def create(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Conver
     with db.write() as s:
         contact_id = fields.get("contact_id")
         if contact_id is not None:
-            contacts.get_in(s, tenant_id, contact_id)
+            owned(s, Contact, tenant_id, contact_id, name="contact")
         elif fields.get("contact"):
             data = fields["contact"]
             phone = contacts.normalize_phone(data["phone"]) if data.get("phone") else None
@@ -47,7 +41,7 @@ def create(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Conver
         channel = Channel(fields.get("channel") or Channel.API)
         inbox_id = fields.get("inbox_id")
         if inbox_id is not None:
-            inbox = _check_ref(s, Inbox, tenant_id, inbox_id, "inbox")
+            inbox = owned(s, Inbox, tenant_id, inbox_id, name="inbox")
             if inbox.channel != channel and fields.get("channel"):
                 raise InvalidInput(
                     f"inbox is on channel {inbox.channel.value!r}, not {channel.value!r}",
@@ -55,7 +49,7 @@ def create(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Conver
                 )
             channel = inbox.channel
         if fields.get("assignee_id") is not None:
-            _check_ref(s, Agent, tenant_id, fields["assignee_id"], "assignee")
+            owned(s, Agent, tenant_id, fields["assignee_id"], name="assignee")
         now = utcnow()
         conv = Conversation(
             tenant_id=tenant_id,
@@ -84,19 +78,7 @@ def create(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Conver
 
 def get(db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:
     with db.read() as s:
-        return get_in(s, tenant_id, conversation_id)
-
-
-def get_in(
-    s: Session, tenant_id: uuid.UUID, conversation_id: uuid.UUID, *, lock: bool = False
-) -> Conversation:
-    q = sa.select(Conversation).where(
-        Conversation.tenant_id == tenant_id, Conversation.id == conversation_id
-    )
-    conv = s.scalar(q.with_for_update() if lock else q)
-    if conv is None:
-        raise NotFound("conversation not found", conversation_id=str(conversation_id))
-    return conv
+        return owned(s, Conversation, tenant_id, conversation_id, name="conversation")
 
 
 def list_page(
@@ -122,7 +104,7 @@ def update(
 ) -> Conversation:
     """Change status (through the state machine), title, assignee or metadata."""
     with db.write() as s:
-        conv = get_in(s, tenant_id, conversation_id, lock=True)
+        conv = owned(s, Conversation, tenant_id, conversation_id, name="conversation", lock=True)
         now = utcnow()
         if fields.get("status") is not None:
             target = ConversationStatus(fields["status"])
@@ -134,7 +116,7 @@ def update(
             conv.title = fields["title"]
         if "assignee_id" in fields:
             if fields["assignee_id"] is not None:
-                _check_ref(s, Agent, tenant_id, fields["assignee_id"], "assignee")
+                owned(s, Agent, tenant_id, fields["assignee_id"], name="assignee")
             if conv.assignee_id != fields["assignee_id"]:
                 s.add(
                     ConversationEvent(
@@ -185,7 +167,7 @@ def events(
     db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> list[ConversationEvent]:
     with db.read() as s:
-        get_in(s, tenant_id, conversation_id)
+        owned(s, Conversation, tenant_id, conversation_id, name="conversation")
         q = (
             sa.select(ConversationEvent)
             .where(
