@@ -19,7 +19,8 @@ transaction with ordinary ``conn.execute`` calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -145,10 +146,19 @@ class _Form:
         keys = self.keys
         return [dict(zip(keys, values, strict=True)) for values in zip(*columns, strict=True)]
 
-    def error(self, exc: Exception) -> sa.exc.StatementError:
-        return sa.exc.DBAPIError.instance(
-            self.sql, None, exc, self.dbapi_error, hide_parameters=True, dialect=self.dialect
-        )
+    @contextmanager
+    def cursor(self, conn: sa.Connection) -> Iterator[Any]:
+        """A driver cursor on ``conn``, closed afterwards; driver errors are raised as
+        SQLAlchemy's, with parameters hidden."""
+        cursor = conn.connection.cursor()
+        try:
+            yield cursor
+        except self.dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(
+                self.sql, None, exc, self.dbapi_error, hide_parameters=True, dialect=self.dialect
+            ) from exc
+        finally:
+            cursor.close()
 
 
 class Prepared:
@@ -173,15 +183,10 @@ class Prepared:
 
     def all(self, conn: sa.Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         form = self._form(conn)
-        cursor = conn.connection.cursor()
-        try:
+        with form.cursor(conn) as cursor:
             cursor.execute(form.sql, form.params(params))
             rows = cursor.fetchall()
             description = cursor.description
-        except form.dbapi_error as exc:
-            raise form.error(exc) from exc
-        finally:
-            cursor.close()
         return form.typed(rows, description)
 
     def one_or_none(self, conn: sa.Connection, params: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -193,25 +198,15 @@ class Prepared:
     def run(self, conn: sa.Connection, params: Mapping[str, Any]) -> int:
         """Execute once; an INSERT names exactly the keys of ``params``."""
         form = self._form(conn, tuple(params) if isinstance(self.statement, sa.Insert) else None)
-        cursor = conn.connection.cursor()
-        try:
+        with form.cursor(conn) as cursor:
             cursor.execute(form.sql, form.params(params))
             return int(cursor.rowcount)
-        except form.dbapi_error as exc:
-            raise form.error(exc) from exc
-        finally:
-            cursor.close()
 
     def run_many(
         self, conn: sa.Connection, column_keys: tuple[str, ...], rows: Sequence[Mapping[str, Any]]
     ) -> int:
         """Execute once per row: an INSERT of ``column_keys``, which every row holds."""
         form = self._form(conn, column_keys)
-        cursor = conn.connection.cursor()
-        try:
+        with form.cursor(conn) as cursor:
             cursor.executemany(form.sql, form.many(rows))
             return int(cursor.rowcount)
-        except form.dbapi_error as exc:
-            raise form.error(exc) from exc
-        finally:
-            cursor.close()
