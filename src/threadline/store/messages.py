@@ -156,7 +156,7 @@ def _check_batch(items: Sequence[dict[str, Any]]) -> None:
 C = cast(sa.Table, Conversation.__table__)
 K = cast(sa.Table, IdempotencyKey.__table__)
 E = cast(sa.Table, ConversationEvent.__table__)
-_CONVERSATION = sa.select(
+_CONVERSATION_COLUMNS = sa.select(
     C.c.id,
     C.c.inbox_id,
     sa.type_coerce(C.c.channel, sa.String()).label("channel"),
@@ -164,8 +164,10 @@ _CONVERSATION = sa.select(
     C.c.message_count,
     C.c.last_message_at,
 ).where(C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c"))
-_LOCK = Prepared(_CONVERSATION)
-_LOCK_PG = Prepared(_CONVERSATION.with_for_update())
+# The conversation row an append works from. SQLite's BEGIN IMMEDIATE already holds the
+# write lock, so only PostgreSQL locks the row; the plain form also answers "does it exist".
+_CONVERSATION = Prepared(_CONVERSATION_COLUMNS)
+_LOCK_PG = Prepared(_CONVERSATION_COLUMNS.with_for_update())
 _KEY = Prepared(
     sa.select(K.c.request_hash, K.c.conversation_id, K.c.first_seq, K.c.last_seq).where(
         K.c.tenant_id == sa.bindparam("t"), K.c.key == sa.bindparam("k")
@@ -195,7 +197,7 @@ def _append(
     idempotency_key: str | None,
     request_hash: str | None,
 ) -> Appended:
-    lock = _LOCK_PG if conn.dialect.name == "postgresql" else _LOCK
+    lock = _LOCK_PG if conn.dialect.name == "postgresql" else _CONVERSATION
     conv = lock.one_or_none(conn, {"t": tenant_id, "c": conversation_id})
     if conv is None:
         raise NotFound("conversation not found", conversation_id=str(conversation_id))
@@ -463,7 +465,7 @@ def list_range(
     }
     with db.connect() as conn:
         rows = page.all(conn, params)
-        if not rows and not _CONVERSATION_EXISTS.all(conn, params):
+        if not rows and not _CONVERSATION.all(conn, params):
             raise NotFound("conversation not found", conversation_id=str(conversation_id))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -481,9 +483,6 @@ _RANGE = _SELECT.where(
 )
 _PAGE = Prepared(_RANGE.order_by(M.c.seq).limit(sa.bindparam("n")))
 _PAGE_LATEST = Prepared(_RANGE.order_by(M.c.seq.desc()).limit(sa.bindparam("n")))
-_CONVERSATION_EXISTS = Prepared(
-    sa.select(C.c.id).where(C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c"))
-)
 
 
 def last(
