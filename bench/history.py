@@ -241,15 +241,21 @@ def fetch_dicts(conn: Any, sql: str, params: Sequence[Any]) -> list[dict[str, An
 # --- 3. batch import --------------------------------------------------------------------
 
 
+def fresh_threadline(db_path: Path) -> tuple[Database, uuid.UUID, str]:
+    """A migrated Threadline database at ``db_path``: its handle, the default tenant and its
+    admin key."""
+    db = Database.from_url(f"sqlite:///{db_path}")
+    migrate.upgrade(db)
+    token = tenants.bootstrap(db)
+    assert token is not None, "the bench needs an empty file"
+    return db, tenants.get_tenant(db, "default").id, token
+
+
 def load(folder: Path, n: int) -> Loaded:
     """Create the Threadline and raw databases and import N messages into both, timed."""
     db_path = folder / "threadline.db"
     db_url = f"sqlite:///{db_path}"
-    db = Database.from_url(db_url)
-    migrate.upgrade(db)
-    token = tenants.bootstrap(db)
-    assert token is not None
-    tenant_id = tenants.get_tenant(db, "default").id
+    db, tenant_id, token = fresh_threadline(db_path)
     raw = sqlite_connect(folder / "raw.db")
     raw.executescript(RAW_SCHEMA)
     loaded = Loaded(n, folder, db, db_url, db_path, tenant_id, token, raw)
@@ -316,10 +322,7 @@ def import_ceiling_rows(folder: Path) -> list[Row]:
     transaction): the most any code could get out of this schema on this SQLite."""
     folder.mkdir()
     db_path = folder / "threadline.db"
-    db = Database.from_url(f"sqlite:///{db_path}")
-    migrate.upgrade(db)
-    tenants.bootstrap(db)
-    tenant = tenants.get_tenant(db, "default").id
+    db, tenant, _ = fresh_threadline(db_path)
     ids = [
         conversations.create(db, tenant, {"channel": "api"}).id for _ in range(2 * CEILING_THREADS)
     ]
@@ -856,10 +859,7 @@ def growth_rows(folder: Path, plan: Plan) -> list[Row]:
 
     folder.mkdir()
     db_path = folder / "threadline.db"
-    db = Database.from_url(f"sqlite:///{db_path}")
-    migrate.upgrade(db)
-    tenants.bootstrap(db)
-    tenant = tenants.get_tenant(db, "default").id
+    db, tenant, _ = fresh_threadline(db_path)
     # Some history first, so pages are in their steady state rather than freshly allocated.
     warm = conversations.create(db, tenant, {"channel": "api"}).id
     messages.append(db, tenant, warm, thread_items(0, 2000))
