@@ -7,14 +7,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +19,18 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from live import LiveServer, threadline_env
 from threadline.cli import app as cli_app
 from threadline.store import Database, conversations, migrate, tenants
 
 KEY = re.compile(r"\btl_[A-Za-z0-9_-]{43}\b")
 
 
-def _env(**settings: str) -> dict[str, str]:
-    """The test process's environment without any THREADLINE_ setting, plus ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
-    return env | {f"THREADLINE_{k.upper()}": v for k, v in settings.items()}
-
-
 def run_cli(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "threadline", *args],
         cwd=cwd,
-        env=_env(**settings),
+        env=threadline_env(**settings),
         capture_output=True,
         text=True,
         timeout=120,
@@ -324,71 +315,19 @@ def test_user_create_refuses_an_empty_password(cli: Any, db_url: str, db: Databa
 # --- serve ----------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen[bytes]
-    base: str
-    out: Path
-    err: Path
-
-    @property
-    def stdout(self) -> str:
-        return self.out.read_text()
-
-    @property
-    def stderr(self) -> str:
-        return self.err.read_text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start ``threadline serve`` in a folder; every server is killed at teardown."""
-    started: list[Server] = []
+def start_server(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start ``threadline serve`` in a folder; every server is stopped at teardown."""
+    started: list[LiveServer] = []
 
-    def start(cwd: Path, **settings: str) -> Server:
-        port = free_port()
-        n = len(started)
-        out, err = tmp_path / f"server{n}.out", tmp_path / f"server{n}.err"
-        with out.open("wb") as o, err.open("wb") as e:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "threadline", "serve", "--host", "127.0.0.1",
-                 "--port", str(port)],
-                cwd=cwd, env=_env(**settings), stdout=o, stderr=e,
-            )  # fmt: skip
-        server = Server(proc, f"http://127.0.0.1:{port}", out, err)
+    def start(cwd: Path, **settings: str) -> LiveServer:
+        server = LiveServer(cwd, logs=tmp_path / f"server{len(started)}", **settings)
         started.append(server)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise AssertionError(f"the server exited:\n{server.stdout}\n{server.stderr}")
-            try:
-                if httpx.get(f"{server.base}/healthz", timeout=2).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the server did not start:\n{server.stderr}")
+        return server.start()
 
     yield start
     for server in started:
-        if server.proc.poll() is None:
-            server.proc.kill()
-            server.proc.wait()
+        server.stop()
 
 
 def _curl_from(text: str) -> list[str]:
@@ -428,7 +367,7 @@ def _as_httpx(argv: list[str]) -> httpx.Request:
 
 
 def test_first_start_on_an_empty_folder_prints_a_key_and_a_working_curl(
-    start_server: Callable[..., Server], tmp_path: Path
+    start_server: Callable[..., LiveServer], tmp_path: Path
 ) -> None:
     folder = tmp_path / "fresh"
     folder.mkdir()
@@ -480,7 +419,7 @@ def test_bootstrap_makes_one_tenant_and_one_key_even_when_racing(db: Database) -
 
 
 def test_serve_on_a_migrated_database_with_tenants_prints_no_key(
-    start_server: Callable[..., Server], db_url: str, db: Database, tmp_path: Path
+    start_server: Callable[..., LiveServer], db_url: str, db: Database, tmp_path: Path
 ) -> None:
     tenants.create_tenant(db, "acme")
     server = start_server(tmp_path, database_url=db_url)

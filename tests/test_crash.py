@@ -13,11 +13,6 @@ restart on the same database:
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -29,6 +24,7 @@ import httpx
 import pytest
 
 from conftest import make_tenant
+from live import LiveServer
 from threadline.settings import Settings
 from threadline.store import Database, conversations
 
@@ -36,80 +32,6 @@ CLIENTS = 4  # client 0 sends batches, the others single messages
 BATCH = 5
 KILL_AFTER = 60  # acknowledged requests before the kill
 DEADLINE = 20.0  # seconds for the whole ingest before the kill, at most
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``threadline serve`` in a subprocess, its output kept in a log file."""
-
-    def __init__(self, db_url: str, workdir: Path) -> None:
-        self.db_url = db_url
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.base = ""
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        port = _free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        env = os.environ | {
-            "THREADLINE_DATABASE_URL": self.db_url,
-            "THREADLINE_LOG_LEVEL": "warning",
-        }
-        cmd = [sys.executable, "-m", "threadline", "serve", "--host", "127.0.0.1"]
-        with self.log.open("ab") as log:
-            log.write(f"--- start {self.starts} ---\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                [*cmd, "--port", str(port)],
-                cwd=self.workdir,  # no stray .env or default database file
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self._wait_ready()
-
-    @property
-    def log(self) -> Path:
-        return self.workdir / "server.log"
-
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise AssertionError(f"server not ready after {timeout}s:\n{self.output()}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        assert self.proc.wait(timeout=10) == -signal.SIGKILL
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
 @dataclass
@@ -136,7 +58,7 @@ def _request(client: int, i: int) -> tuple[str, str, dict[str, Any]]:
 
 
 def _client(
-    n: int, server: Server, url: str, token: str, ledger: Ledger, stop: threading.Event
+    n: int, server: LiveServer, url: str, token: str, ledger: Ledger, stop: threading.Event
 ) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.base, headers=headers, timeout=10) as http:
@@ -158,7 +80,7 @@ def _client(
                     ledger.refused.append(f"{key}: {r.status_code} {r.text}")
 
 
-def _read_all(server: Server, token: str, conv_id: str) -> tuple[list[dict[str, Any]], Any]:
+def _read_all(server: LiveServer, token: str, conv_id: str) -> tuple[list[dict[str, Any]], Any]:
     headers = {"Authorization": f"Bearer {token}"}
     url = f"{server.base}/v1/conversations/{conv_id}"
     out: list[dict[str, Any]] = []
@@ -186,7 +108,7 @@ def test_kill_9_loses_no_acknowledged_message(db: Database, db_url: str, tmp_pat
     tenant = make_tenant(db)
     conv_id = str(conversations.create(db, tenant.tenant_id, {"title": "crash"}).id)
     url = f"/v1/conversations/{conv_id}/messages"
-    server = Server(db_url, tmp_path)
+    server = LiveServer(tmp_path, database_url=db_url, log_level="warning")
     ledger = Ledger()
     stop = threading.Event()
     try:
@@ -200,7 +122,7 @@ def test_kill_9_loses_no_acknowledged_message(db: Database, db_url: str, tmp_pat
         deadline = time.monotonic() + DEADLINE
         while ledger.count() < KILL_AFTER and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert ledger.count() > 0, server.output()
+        assert ledger.count() > 0, server.stderr
         server.kill9()  # mid-stream: the clients are still sending
         for t in threads:  # each runs until the dead server fails one of its requests
             t.join(timeout=30)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +12,7 @@ import pytest
 import typer
 
 from conftest import make_tenant
+from live import LiveServer
 from threadline.cli import app as cli_app
 from threadline.settings import Settings
 from threadline.store import Database, migrate
@@ -55,43 +53,12 @@ def test_quickstart_is_two_commands() -> None:
     assert "make test" in ci
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_readme_tour_runs_against_a_live_server(db: Database, db_url: str, tmp_path: Path) -> None:
     migrate.upgrade(db)
     key = make_tenant(db).token
-    port = _free_port()
-    env = os.environ | {"THREADLINE_DATABASE_URL": db_url, "THREADLINE_LOG_LEVEL": "warning"}
-    with (tmp_path / "server.log").open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "threadline",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with LiveServer(tmp_path, database_url=db_url, log_level="warning") as server:
+        base = server.base
         tour = _section("tour").split("```bash", 1)[1].rsplit("```", 1)[0]
         result = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", tour],
@@ -100,13 +67,10 @@ def test_readme_tour_runs_against_a_live_server(db: Database, db_url: str, tmp_p
             text=True,
             timeout=60,
         )
-        assert result.returncode == 0, result.stderr + (tmp_path / "server.log").read_text()
+        assert result.returncode == 0, result.stderr + server.stderr
         assert result.stdout.strip().endswith("409")
         messages = httpx.get(
             f"{base}/v1/conversations?limit=1", headers={"Authorization": f"Bearer {key}"}
         ).json()["data"]
         assert messages[0]["message_count"] == 5
         assert messages[0]["status"] == "archived"
-    finally:
-        server.kill()
-        server.wait()

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +17,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import TenantKey, make_tenant
+from live import LiveServer
 from threadline.api.app import create_app
 from threadline.settings import Settings
 from threadline.store import Database, migrate
@@ -195,54 +191,6 @@ def test_metrics_belong_to_their_app(settings: Settings, db: Database, tenant: T
 # --- logs ---------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class LiveServer:
-    """``threadline serve`` in a subprocess, stopped (and killed if need be) on exit."""
-
-    def __init__(self, folder: Path, **settings: str) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.out, self.err = folder / "server.out", folder / "server.err"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
-        env |= {f"THREADLINE_{k.upper()}": v for k, v in settings.items()}
-        with self.out.open("wb") as o, self.err.open("wb") as e:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "threadline", "serve", "--port", str(self.port)],
-                cwd=folder, env=env, stdout=o, stderr=e,
-            )  # fmt: skip
-
-    def __enter__(self) -> LiveServer:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited: {self.err.read_text()}")
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.__exit__()
-        raise AssertionError(f"the server did not start: {self.err.read_text()}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def output(self) -> tuple[str, str]:
-        return self.out.read_text(), self.err.read_text()
-
-
 def _exercise(base: str, key: str, body: str) -> None:
     """Requests that carry a message body and an API key in every way a client sends them."""
     auth = {"Authorization": f"Bearer {key}"}
@@ -278,7 +226,7 @@ def test_json_logs_never_contain_bodies_keys_or_secrets(
         tmp_path, database_url=db_url, log_format="json", secret_key=secret, log_level="debug"
     ) as server:
         _exercise(server.base, key, body)
-    out, err = server.output()
+    out, err = server.stdout, server.stderr
 
     for text in (out, err):
         assert body not in text
@@ -310,7 +258,7 @@ def test_console_logs_by_default(db: Database, db_url: str, tmp_path: Path) -> N
     body = f"console body {uuid.uuid4().hex}"
     with LiveServer(tmp_path, database_url=db_url) as server:
         _exercise(server.base, key, body)
-    out, err = server.output()
+    out, err = server.stdout, server.stderr
     assert body not in out + err
     assert key not in out + err
     request_lines = [line for line in err.splitlines() if " request " in f" {line} "]
