@@ -70,3 +70,54 @@ class Unauthenticated(ThreadlineError):
 
 class MigrationRequired(ThreadlineError):
     code = "migration_required"
+
+
+# Channels: what a provider's webhook or API answer can go wrong with.
+#
+#     ThreadlineError
+#     └── ChannelError
+#         ├── SignatureInvalid   a webhook whose signature or secret does not check out (403)
+#         ├── MalformedPayload   a webhook body that is not what the provider sends (400)
+#         ├── UnknownProvider    a provider name no channel module registered
+#         └── ProviderError      a provider's API refused or failed a send; ``retryable`` says
+#                                whether the same call may succeed later
+
+
+class ChannelError(ThreadlineError):
+    code = "channel_error"
+
+
+class SignatureInvalid(ChannelError):
+    code = "signature_invalid"
+
+
+class MalformedPayload(ChannelError):
+    code = "malformed_payload"
+
+
+class UnknownProvider(ChannelError):
+    code = "unknown_provider"
+
+
+class ProviderError(ChannelError):
+    code = "provider_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        provider_code: str | None = None,
+        status_code: int | None = None,
+        **details: Any,
+    ) -> None:
+        super().__init__(
+            message,
+            retryable=retryable,
+            provider_code=provider_code,
+            status_code=status_code,
+            **details,
+        )
+        self.retryable = retryable
+        self.provider_code = provider_code
+        self.status_code = status_code
