@@ -78,9 +78,10 @@ class MigrationRequired(ThreadlineError):
 #     └── ChannelError
 #         ├── SignatureInvalid   a webhook whose signature or secret does not check out (403)
 #         ├── MalformedPayload   a webhook body that is not what the provider sends (400)
-#         ├── UnknownProvider    a provider name no channel module registered
 #         └── ProviderError      a provider's API refused or failed a send; ``retryable`` says
 #                                whether the same call may succeed later
+#
+# and ``UnknownProvider(InvalidInput)``: a provider name that no channel module registered.
 
 
 class ChannelError(ThreadlineError):
@@ -95,7 +96,9 @@ class MalformedPayload(ChannelError):
     code = "malformed_payload"
 
 
-class UnknownProvider(ChannelError):
+class UnknownProvider(InvalidInput):
+    """A provider name no channel module registered (an inbox naming it is invalid input)."""
+
     code = "unknown_provider"
 
 
