@@ -180,6 +180,8 @@ def email_inbound(
 def _header_date(value: str | None) -> datetime | None:
     if not value:
         return None
+    # Postmark writes the offset as "-04:00"; RFC 5322 (and the parser) want "-0400".
+    value = re.sub(r"([+-]\d\d):(\d\d)\s*$", r"\1\2", value.strip())
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -87,12 +87,12 @@ class WhatsAppCloud:
                 raise SignatureInvalid("hub.verify_token does not match the inbox's verify_token")
             return
         secret = inbox.credential("app_secret")
-        given = request.header("x-hub-signature-256")
+        header = request.header("x-hub-signature-256")
         if secret is None:
             raise SignatureInvalid("the inbox has no app_secret to check signatures with")
-        if not given:
+        if not header:
             raise SignatureInvalid("missing X-Hub-Signature-256")
-        if not hmac.compare_digest(signature(secret, request.body).encode(), given.encode()):
+        if not hmac.compare_digest(signature(secret, request.body).encode(), header.encode()):
             raise SignatureInvalid("X-Hub-Signature-256 does not match the body")
 
     def parse(self, name: str, request: WebhookRequest, inbox: InboxConfig) -> WebhookResult:
