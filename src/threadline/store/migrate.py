@@ -32,8 +32,27 @@ def _config(connection: Any = None) -> Config:
 
 
 def _run(db: Database, fn: Any, *args: Any) -> None:
-    with db.engine.begin() as conn:
-        fn(_config(conn), *args)
+    with db.engine.connect() as conn:
+        if db.dialect != "sqlite":
+            with conn.begin():
+                fn(_config(conn), *args)
+            return
+        # SQLite changes a table by building a new one and dropping the old, and dropping a
+        # table with foreign keys on deletes its rows first, which cascades to (or nulls)
+        # every row that points at them. So foreign keys are off while migrations run, as
+        # SQLite's documented procedure for such changes says, and checked before the commit.
+        # The pragma has no effect inside a transaction: it goes to the driver, in autocommit.
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                fn(_config(conn), *args)
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration broke foreign keys: {broken[:10]}")
+        finally:
+            driver.execute("PRAGMA foreign_keys=ON")
 
 
 def upgrade(db: Database, revision: str = "head") -> None:

@@ -1,7 +1,22 @@
 """The schema: one typed SQLAlchemy model per table.
 
-Every table carries ``tenant_id`` and every index leads with it (the exceptions are the
-global lookups that find the tenant in the first place: tenant slug and API key hash).
+Every table carries ``tenant_id`` and every index leads with it, with three kinds of
+exception:
+
+- the global lookups that find the tenant in the first place (tenant slug, API key hash);
+- foreign-key lookups: every foreign key has an index that leads with its own column, because
+  the database deletes or nulls the rows that point at a deleted row with
+  ``WHERE fk_column = ?``, which an index leading with ``tenant_id`` cannot serve. Without
+  them, deleting one contact scans every message, suggestion and action log once per deleted
+  row. Those of nullable, mostly empty columns are partial (``WHERE column IS NOT NULL``);
+- cross-tenant maintenance and work queues, which by nature look at every tenant: the
+  deliveries that are due (``ix_message_deliveries_due``) and the idempotency keys old
+  enough to prune (``ix_idempotency_keys_created_at``).
+
+Messages are an append-only log of content and identity: what changes after a message is
+stored lives beside it, one row per message (``message_deliveries``,
+``message_moderation``), and model bookkeeping is one row per model call (``model_calls``).
+
 Migrations in ``store/migrations`` create exactly this; ``threadline db check`` compares them.
 """
 
@@ -60,6 +75,18 @@ def _json(nullable: bool = True) -> Mapped[Any]:
     return mapped_column(JSONType, nullable=nullable)
 
 
+def _fk_lookup(column: str, *, nullable: bool = True) -> sa.Index:
+    """The index the database needs to find the rows that point at a row it deletes.
+
+    Partial (``WHERE column IS NOT NULL``) for a nullable column: both SQLite and
+    PostgreSQL use it for ``column = ?``, and it holds only the rows that point somewhere.
+    """
+    if not nullable:
+        return sa.Index(None, column)
+    where = sa.text(f"{column} IS NOT NULL")
+    return sa.Index(None, column, sqlite_where=where, postgresql_where=where)
+
+
 class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[uuid.UUID] = _pk()
@@ -112,7 +139,10 @@ class Agent(Base):
 
 class Inbox(Base):
     __tablename__ = "inboxes"
-    __table_args__ = (sa.UniqueConstraint("tenant_id", "channel", "address"),)
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "channel", "address"),
+        _fk_lookup("agent_id"),
+    )
     id: Mapped[uuid.UUID] = _pk()
     tenant_id: Mapped[uuid.UUID] = _tenant()
     channel: Mapped[enums.Channel] = mapped_column(enum_type(enums.Channel, "inbox_channel"))
@@ -149,6 +179,7 @@ class ContactIdentity(Base):
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "channel", "address"),
         sa.Index(None, "tenant_id", "contact_id"),
+        _fk_lookup("contact_id", nullable=False),
     )
     id: Mapped[uuid.UUID] = _pk()
     tenant_id: Mapped[uuid.UUID] = _tenant()
@@ -173,6 +204,10 @@ class Conversation(Base):
             name="satisfaction_score_range",
         ),
         sa.CheckConstraint("message_count >= 0", name="message_count_nonnegative"),
+        sa.CheckConstraint("last_seq >= 0", name="last_seq_nonnegative"),
+        _fk_lookup("contact_id"),
+        _fk_lookup("inbox_id"),
+        _fk_lookup("assignee_id"),
     )
     id: Mapped[uuid.UUID] = _pk()
     tenant_id: Mapped[uuid.UUID] = _tenant()
@@ -190,6 +225,11 @@ class Conversation(Base):
     assignee_id: Mapped[uuid.UUID | None] = _fk("agents.id", "SET NULL")
     external_conversation_id: Mapped[str | None] = mapped_column(sa.String(255))
     message_count: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=0)
+    #: The last ``seq`` given out in this conversation, kept on its own (not derived from
+    #: the messages or their count) so that erasing or pruning messages never reuses a seq.
+    last_seq: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, default=0, server_default=sa.text("0")
+    )
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, nullable=False)
@@ -220,6 +260,9 @@ class Message(Base):
             postgresql_where=sa.text("external_message_id IS NOT NULL"),
         ),
         sa.Index(None, "tenant_id", "created_at"),
+        _fk_lookup("conversation_id", nullable=False),
+        _fk_lookup("inbox_id"),
+        _fk_lookup("parent_message_id"),
         sa.CheckConstraint("seq >= 1", name="seq_positive"),
         sa.CheckConstraint(
             "role <> 'tool' OR tool_call_id IS NOT NULL", name="tool_message_has_call_id"
@@ -249,33 +292,138 @@ class Message(Base):
     thread_id: Mapped[str | None] = mapped_column(sa.String(255))
     external_message_id: Mapped[str | None] = mapped_column(sa.String(255))
     external_conversation_id: Mapped[str | None] = mapped_column(sa.String(255))
-    delivery_status: Mapped[enums.DeliveryStatus | None] = mapped_column(
-        enum_type(enums.DeliveryStatus, "message_delivery_status")
-    )
-    delivery_error: Mapped[str | None] = mapped_column(sa.Text)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     attachments: Mapped[Any] = _json()
     channel_data: Mapped[Any] = _json()
-    model_used: Mapped[str | None] = mapped_column(sa.String(200))
-    prompt_used: Mapped[str | None] = mapped_column(sa.Text)
-    token_usage: Mapped[Any] = _json()
-    cost_usd: Mapped[float | None] = mapped_column(sa.Float)
-    response_time_ms: Mapped[int | None] = mapped_column(sa.Integer)
-    is_flagged: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=False)
-    flagged_reason: Mapped[str | None] = mapped_column(sa.Text)
-    quality_score: Mapped[float | None] = mapped_column(sa.Float)
     metadata_: Mapped[Any] = mapped_column("metadata", JSONType, nullable=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     created_at: Mapped[datetime] = _created()
+
+
+_DELIVERY_DUE = sa.text("status IN ('pending', 'queued')")
+
+
+class MessageDelivery(Base):
+    """The delivery of one outbound message: its current state, changed by the sender and
+    the provider's status callbacks (every callback is also a ``message_status_events`` row).
+    """
+
+    __tablename__ = "message_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "message_id"),
+        # Status callbacks name the message by the provider's id.
+        sa.Index(
+            None,
+            "tenant_id",
+            "inbox_id",
+            "external_message_id",
+            sqlite_where=sa.text("external_message_id IS NOT NULL"),
+            postgresql_where=sa.text("external_message_id IS NOT NULL"),
+        ),
+        # The delivery worker's queue: the deliveries due next, whatever their tenant. A
+        # cross-tenant work-queue index, so it does not lead with tenant_id (see the module
+        # docstring); partial, so it holds only the few deliveries still to be sent.
+        sa.Index(
+            "ix_message_deliveries_due",
+            "status",
+            "next_attempt_at",
+            sqlite_where=_DELIVERY_DUE,
+            postgresql_where=_DELIVERY_DUE,
+        ),
+        _fk_lookup("message_id", nullable=False),
+        _fk_lookup("inbox_id"),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    message_id: Mapped[uuid.UUID] = _fk("messages.id", "CASCADE", nullable=False)
+    inbox_id: Mapped[uuid.UUID | None] = _fk("inboxes.id", "SET NULL")
+    status: Mapped[enums.DeliveryStatus] = mapped_column(
+        enum_type(enums.DeliveryStatus, "message_delivery_status")
+    )
+    #: The provider's error text (a message's ``delivery_error`` in the API).
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    error_code: Mapped[str | None] = mapped_column(sa.String(64))
+    #: The provider's id for the message, when it is known only once the message is sent.
+    external_message_id: Mapped[str | None] = mapped_column(sa.String(255))
+    attempts: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, default=0, server_default=sa.text("0")
+    )
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+class ModelCall(Base):
+    """One call to a model, whether or not it produced a message (scores, summaries and
+    rejected drafts count too)."""
+
+    __tablename__ = "model_calls"
+    __table_args__ = (
+        sa.Index(
+            "uq_model_calls_message",
+            "tenant_id",
+            "message_id",
+            unique=True,
+            sqlite_where=sa.text("message_id IS NOT NULL"),
+            postgresql_where=sa.text("message_id IS NOT NULL"),
+        ),
+        sa.Index(None, "tenant_id", "conversation_id", "created_at"),
+        sa.Index(None, "tenant_id", "created_at"),
+        sa.Index(None, "tenant_id", "agent_id", "created_at"),
+        _fk_lookup("conversation_id"),
+        _fk_lookup("message_id"),
+        _fk_lookup("agent_id"),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    conversation_id: Mapped[uuid.UUID | None] = _fk("conversations.id", "CASCADE")
+    #: The message the call produced, if any.
+    message_id: Mapped[uuid.UUID | None] = _fk("messages.id", "SET NULL")
+    agent_id: Mapped[uuid.UUID | None] = _fk("agents.id", "SET NULL")
+    #: What the call was for: reply, suggestion, score, summary, embedding ...
+    purpose: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    model: Mapped[str | None] = mapped_column(sa.String(200))
+    prompt: Mapped[str | None] = mapped_column(sa.Text)
+    token_usage: Mapped[Any] = _json()
+    cost_usd: Mapped[float | None] = mapped_column(sa.Float)
+    response_time_ms: Mapped[int | None] = mapped_column(sa.Integer)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class MessageModeration(Base):
+    """A message's moderation state: flagged or not, why, and its quality score."""
+
+    __tablename__ = "message_moderation"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "message_id"),
+        _fk_lookup("message_id", nullable=False),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    message_id: Mapped[uuid.UUID] = _fk("messages.id", "CASCADE", nullable=False)
+    is_flagged: Mapped[bool] = mapped_column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
+    flagged_reason: Mapped[str | None] = mapped_column(sa.Text)
+    quality_score: Mapped[float | None] = mapped_column(sa.Float)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
 
 
 class IdempotencyKey(Base):
     """A client's ``Idempotency-Key`` and the messages its first request stored."""
 
     __tablename__ = "idempotency_keys"
-    __table_args__ = (sa.UniqueConstraint("tenant_id", "key"),)
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "key"),
+        _fk_lookup("conversation_id", nullable=False),
+        # The prune job deletes expired keys of every tenant (``WHERE created_at < ?``): a
+        # cross-tenant maintenance index, so it does not lead with tenant_id.
+        sa.Index(None, "created_at"),
+    )
     id: Mapped[uuid.UUID] = _pk()
     tenant_id: Mapped[uuid.UUID] = _tenant()
     key: Mapped[str] = mapped_column(sa.String(255), nullable=False)
@@ -288,7 +436,10 @@ class IdempotencyKey(Base):
 
 class MessageStatusEvent(Base):
     __tablename__ = "message_status_events"
-    __table_args__ = (sa.Index(None, "tenant_id", "message_id", "occurred_at"),)
+    __table_args__ = (
+        sa.Index(None, "tenant_id", "message_id", "occurred_at"),
+        _fk_lookup("message_id", nullable=False),
+    )
     id: Mapped[uuid.UUID] = _pk()
     tenant_id: Mapped[uuid.UUID] = _tenant()
     message_id: Mapped[uuid.UUID] = _fk("messages.id", "CASCADE", nullable=False)
@@ -303,7 +454,10 @@ class MessageStatusEvent(Base):
 
 class ConversationEvent(Base):
     __tablename__ = "conversation_events"
-    __table_args__ = (sa.Index(None, "tenant_id", "conversation_id", "created_at"),)
+    __table_args__ = (
+        sa.Index(None, "tenant_id", "conversation_id", "created_at"),
+        _fk_lookup("conversation_id", nullable=False),
+    )
     id: Mapped[uuid.UUID] = _pk()
     tenant_id: Mapped[uuid.UUID] = _tenant()
     conversation_id: Mapped[uuid.UUID] = _fk("conversations.id", "CASCADE", nullable=False)
@@ -317,6 +471,9 @@ class ActionLog(Base):
     __table_args__ = (
         sa.Index(None, "tenant_id", "conversation_id", "created_at"),
         sa.Index(None, "tenant_id", "created_at"),
+        _fk_lookup("conversation_id"),
+        _fk_lookup("message_id"),
+        _fk_lookup("agent_id"),
     )
     id: Mapped[uuid.UUID] = _pk()
     tenant_id: Mapped[uuid.UUID] = _tenant()
@@ -349,6 +506,10 @@ class Suggestion(Base):
         sa.CheckConstraint(
             "confidence IS NULL OR (confidence >= 0 AND confidence <= 1)", name="confidence_range"
         ),
+        _fk_lookup("conversation_id", nullable=False),
+        _fk_lookup("in_reply_to_message_id"),
+        _fk_lookup("decided_by"),
+        _fk_lookup("sent_message_id"),
     )
     id: Mapped[uuid.UUID] = _pk()
     tenant_id: Mapped[uuid.UUID] = _tenant()
@@ -376,6 +537,7 @@ class Summary(Base):
     __tablename__ = "summaries"
     __table_args__ = (
         sa.Index(None, "tenant_id", "conversation_id", "to_seq"),
+        _fk_lookup("conversation_id", nullable=False),
         sa.CheckConstraint("from_seq >= 1 AND to_seq >= from_seq", name="seq_range"),
     )
     id: Mapped[uuid.UUID] = _pk()
