@@ -12,7 +12,11 @@ The tree::
     │   └── IdempotencyMismatch  an Idempotency-Key reused with a different body
     ├── PayloadTooLarge          content over the configured limit
     ├── Unauthenticated          missing, unknown or revoked API key
-    └── MigrationRequired        the database schema is not at the code's head
+    ├── MigrationRequired        the database schema is not at the code's head
+    └── Unavailable              the database cannot serve the request now (retry later)
+        ├── DatabaseBusy         another writer holds the lock; a lock or statement timed out
+        ├── DatabaseUnavailable  the database is unreachable, or its schema is missing
+        └── DatabaseReadOnly     the database only accepts reads (a read-only file, a standby)
 
 Services raise these; only the edges translate them (HTTP status in ``api/errors.py``,
 exit codes in the CLI).
@@ -124,3 +128,27 @@ class ProviderError(ChannelError):
         self.retryable = retryable
         self.provider_code = provider_code
         self.status_code = status_code
+
+
+class Unavailable(ThreadlineError):
+    """Not the caller's fault, and not a bug: the same request may succeed later.
+
+    ``retry_after`` is the number of seconds a client should wait before retrying.
+    """
+
+    code = "unavailable"
+    retry_after = 5
+
+
+class DatabaseBusy(Unavailable):
+    code = "database_busy"
+    retry_after = 1
+
+
+class DatabaseUnavailable(Unavailable):
+    code = "database_unavailable"
+
+
+class DatabaseReadOnly(Unavailable):
+    code = "database_read_only"
+    retry_after = 30
