@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         5_000_000, ge=1024, description="Largest request body accepted; larger answers 413."
     )
+    body_timeout_seconds: float = Field(
+        30,
+        gt=0,
+        description="Longest wait for a request body to arrive; slower answers 408 and closes.",
+    )
     max_batch_messages: int = Field(
         1_000, ge=1, description="Most messages accepted in one batch append."
     )

@@ -1,16 +1,23 @@
-"""The application factory: wires settings, database, routers, middleware and error handlers."""
+"""The application factory: wires settings, database, routers, middleware, error handlers and
+the lifespan (background tasks started with the app, the database closed when it stops)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import anyio
 from fastapi import FastAPI
 
 from threadline import __version__
 from threadline.api import errors, ops, v1
-from threadline.api.middleware import Observability, RequestGuard
-from threadline.logs import configure_logging
+from threadline.api.middleware import Observability, RequestGuard, RequestId
+from threadline.logs import configure_logging, get_logger
 from threadline.metrics import Metrics
 from threadline.settings import Settings
 from threadline.store import Database
+
+log = get_logger(__name__)
 
 DESCRIPTION = """
 The conversation backbone for AI agents: contacts, conversations and messages from every
@@ -20,8 +27,22 @@ Authenticate with `Authorization: Bearer <api key>` (create one with `threadline
 Errors are JSON: `{"error": {"code", "message", "details"}}`.
 """
 
+#: Work that runs beside the API for as long as the app does (a periodic prune, a delivery
+#: loop): an async callable given the app's database and settings. It is started when the
+#: app starts and cancelled when it stops; one that fails is logged and not restarted, so a
+#: periodic job catches the errors of each round itself.
+BackgroundTask = Callable[[Database, Settings], Awaitable[None]]
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+#: The background tasks every app runs unless ``create_app`` is given others.
+BACKGROUND_TASKS: tuple[BackgroundTask, ...] = ()
+
+
+def create_app(
+    settings: Settings | None = None,
+    db: Database | None = None,
+    *,
+    background: Sequence[BackgroundTask] = BACKGROUND_TASKS,
+) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings)
     database = db or Database.from_url(
@@ -35,6 +56,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         description=DESCRIPTION,
         # The docs list resources in this order, whatever order the routes are matched in.
         openapi_tags=[{"name": n} for n in ("contacts", "conversations", "messages", "operations")],
+        lifespan=_lifespan(database, settings, background),
     )
     app.state.settings = settings
     app.state.db = database
@@ -42,6 +64,38 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     errors.install(app)
     app.include_router(v1.router)
     app.include_router(ops.router)
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    # The last added runs first: the request id is there for everything after it.
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_timeout_seconds,
+    )
     app.add_middleware(Observability, metrics=app.state.metrics)
+    app.add_middleware(RequestId)
     return app
+
+
+def _lifespan(
+    db: Database, settings: Settings, background: Sequence[BackgroundTask]
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with anyio.create_task_group() as tasks:
+                for task in background:
+                    tasks.start_soon(_supervised, task, db, settings)
+                yield
+                tasks.cancel_scope.cancel()
+        finally:
+            db.dispose()
+
+    return lifespan
+
+
+async def _supervised(task: BackgroundTask, db: Database, settings: Settings) -> None:
+    """Run one background task; a failure is logged and stays its own (the API keeps going)."""
+    name = getattr(task, "__qualname__", repr(task))
+    try:
+        await task(db, settings)
+    except Exception as exc:
+        log.error("background_task_failed", task=name, error_type=type(exc).__name__, exc_info=exc)

@@ -26,6 +26,7 @@ def serve(
     import uvicorn
 
     from threadline.api.app import create_app
+    from threadline.api.protocol import HttpToolsJSONProtocol
     from threadline.logs import configure_logging
     from threadline.store import migrate, tenants
 
@@ -46,6 +47,7 @@ def serve(
     app = create_app(settings, db)
     uvicorn.run(
         app,
+        http=HttpToolsJSONProtocol,  # JSON answers for requests the parser refuses
         host=settings.host,
         port=settings.port,
         access_log=False,
