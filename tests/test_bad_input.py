@@ -742,7 +742,7 @@ UNKNOWN_PARAMETERS = [
     "/v1/contacts?limit=5&offset=10",
     "/v1/conversations/{cid}?include=messages&expand=events",
     "/v1/conversations/{cid}/messages?after=3",
-    "/v1/conversations/{cid}/events?limit=1",
+    "/v1/conversations/{cid}/events?after=1",
 ]
 
 

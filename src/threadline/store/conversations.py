@@ -163,17 +163,29 @@ def status_change_data(
     return {"from": old.value, "to": new.value, "reason": reason}
 
 
-def events(
-    db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID
-) -> list[ConversationEvent]:
+def events_page(
+    db: Database,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None = None,
+) -> pagination.Page[ConversationEvent]:
+    """The conversation's events in the order they happened (``created_at``, ties broken by
+    id), ``limit`` at a time from after ``cursor``."""
+    E = ConversationEvent
+    q = sa.select(E).where(E.tenant_id == tenant_id, E.conversation_id == conversation_id)
+    if cursor:
+        ts, row_id = pagination.decode_time_id(cursor)
+        q = q.where(
+            sa.tuple_(E.created_at, E.id)
+            > sa.tuple_(sa.literal(ts, E.created_at.type), sa.literal(row_id, E.id.type))
+        )
+    q = q.order_by(E.created_at, E.id).limit(limit + 1)
     with db.read() as s:
         owned(s, Conversation, tenant_id, conversation_id, name="conversation")
-        q = (
-            sa.select(ConversationEvent)
-            .where(
-                ConversationEvent.tenant_id == tenant_id,
-                ConversationEvent.conversation_id == conversation_id,
-            )
-            .order_by(ConversationEvent.created_at, ConversationEvent.id)
-        )
-        return list(s.scalars(q))
+        rows = list(s.scalars(q))
+    if len(rows) <= limit:
+        return pagination.Page(rows, None)
+    rows = rows[:limit]
+    return pagination.Page(rows, pagination.encode_time_id(rows[-1].created_at, rows[-1].id))

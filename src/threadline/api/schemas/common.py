@@ -56,6 +56,22 @@ class Input(BaseModel):
         return data
 
 
+class QueryParams(BaseModel):
+    """Base of every query model (``Annotated[Model, Query()]``): an unknown parameter is an
+    error, so a misspelt filter cannot silently widen a list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class PageQuery(QueryParams):
+    """The paging parameters of a list."""
+
+    limit: int = Field(50, ge=1, le=200, description="Page size, 1 to 200.")
+    cursor: str | None = Field(
+        None, max_length=512, description="The `next_cursor` of the previous page."
+    )
+
+
 class Output(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

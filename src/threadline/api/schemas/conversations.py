@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from threadline.api.schemas.common import Input, JSONObject, Output
+from threadline.api.schemas.common import Input, JSONObject, Output, PageQuery, QueryParams
 from threadline.api.schemas.contacts import ContactCreate
 from threadline.api.schemas.messages import MessageRead
 from threadline.domain.enums import Channel, ConversationStatus, EventType
@@ -46,6 +46,32 @@ class ConversationUpdate(Input):
     title: Title | None = None
     assignee_id: uuid.UUID | None = None
     metadata: JSONObject | None = None
+
+
+class ConversationListQuery(PageQuery):
+    """``GET /v1/conversations``: filters are exact matches."""
+
+    status: ConversationStatus | None = None
+    channel: Channel | None = None
+    contact_id: uuid.UUID | None = None
+    inbox_id: uuid.UUID | None = None
+    assignee_id: uuid.UUID | None = None
+
+
+class ConversationDetailQuery(QueryParams):
+    include: list[Literal["messages", "events"]] = Field(
+        default_factory=list,
+        description="`messages` adds the newest 50 messages, `events` the first 100 events.",
+    )
+
+
+class EventListQuery(QueryParams):
+    """``GET /v1/conversations/{id}/events``: in the order they happened."""
+
+    limit: int = Field(100, ge=1, le=500, description="Page size, 1 to 500.")
+    cursor: str | None = Field(
+        None, max_length=512, description="The `next_cursor` of the previous page."
+    )
 
 
 class ConversationRead(Output):

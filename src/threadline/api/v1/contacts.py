@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from threadline.api.deps import Ctx
 from threadline.api.schemas.common import Page
-from threadline.api.schemas.contacts import ContactCreate, ContactRead, ContactUpdate
-from threadline.api.v1.params import Cursor, Limit
+from threadline.api.schemas.contacts import (
+    ContactCreate,
+    ContactListQuery,
+    ContactRead,
+    ContactUpdate,
+)
 from threadline.store import contacts
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
@@ -22,10 +27,10 @@ def create_contact(body: ContactCreate, ctx: Ctx) -> ContactRead:
 
 
 @router.get("", response_model=Page[ContactRead])
-def list_contacts(ctx: Ctx, limit: Limit = 50, cursor: Cursor = None) -> Page[ContactRead]:
+def list_contacts(ctx: Ctx, query: Annotated[ContactListQuery, Query()]) -> Page[ContactRead]:
     """Contacts, newest first."""
     caller = ctx.caller()
-    page = contacts.list_page(ctx.db, caller.tenant_id, limit=limit, cursor=cursor)
+    page = contacts.list_page(ctx.db, caller.tenant_id, limit=query.limit, cursor=query.cursor)
     return Page(
         data=[ContactRead.model_validate(c) for c in page.items], next_cursor=page.next_cursor
     )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -10,13 +10,14 @@ from threadline.api.schemas.common import Page
 from threadline.api.schemas.conversations import (
     ConversationCreate,
     ConversationDetail,
+    ConversationDetailQuery,
+    ConversationListQuery,
     ConversationRead,
     ConversationUpdate,
+    EventListQuery,
     EventRead,
 )
 from threadline.api.schemas.messages import MessageRead
-from threadline.api.v1.params import Cursor, Limit
-from threadline.domain.enums import Channel, ConversationStatus
 from threadline.store import conversations, messages
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
@@ -36,28 +37,11 @@ def create_conversation(body: ConversationCreate, ctx: Ctx) -> ConversationRead:
 
 @router.get("", response_model=Page[ConversationRead])
 def list_conversations(
-    ctx: Ctx,
-    status: ConversationStatus | None = None,
-    channel: Channel | None = None,
-    contact_id: uuid.UUID | None = None,
-    inbox_id: uuid.UUID | None = None,
-    assignee_id: uuid.UUID | None = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
+    ctx: Ctx, query: Annotated[ConversationListQuery, Query()]
 ) -> Page[ConversationRead]:
     """Conversations with the most recent activity first."""
     caller = ctx.caller()
-    page = conversations.list_page(
-        ctx.db,
-        caller.tenant_id,
-        limit=limit,
-        cursor=cursor,
-        status=status,
-        channel=channel,
-        contact_id=contact_id,
-        inbox_id=inbox_id,
-        assignee_id=assignee_id,
-    )
+    page = conversations.list_page(ctx.db, caller.tenant_id, **query.model_dump())
     return Page(
         data=[ConversationRead.model_validate(c) for c in page.items],
         next_cursor=page.next_cursor,
@@ -68,19 +52,22 @@ def list_conversations(
 def get_conversation(
     conversation_id: uuid.UUID,
     ctx: Ctx,
-    include: Annotated[list[Literal["messages", "events"]], Query()] = [],  # noqa: B006 - FastAPI copies defaults
+    query: Annotated[ConversationDetailQuery, Query()],
 ) -> ConversationDetail:
     """A conversation; `include=messages` adds its newest 50 messages, `include=events` its
-    events."""
+    first 100 events (the first page of its events list)."""
     caller = ctx.caller()
     conv = conversations.get(ctx.db, caller.tenant_id, conversation_id)
     detail = ConversationDetail.model_validate(conv)
-    if "messages" in include:
+    if "messages" in query.include:
         rows = messages.last(ctx.db, caller.tenant_id, conversation_id, 50)
         detail.messages = [MessageRead.model_validate(r) for r in rows]
-    if "events" in include:
-        evs = conversations.events(ctx.db, caller.tenant_id, conversation_id)
-        detail.events = [EventRead.model_validate(e) for e in evs]
+    if "events" in query.include:
+        first = EventListQuery()
+        page = conversations.events_page(
+            ctx.db, caller.tenant_id, conversation_id, limit=first.limit
+        )
+        detail.events = [EventRead.model_validate(e) for e in page.items]
     return detail
 
 
@@ -97,9 +84,16 @@ def update_conversation(
     return ConversationRead.model_validate(conv)
 
 
-@router.get("/{conversation_id}/events", response_model=list[EventRead])
-def list_events(conversation_id: uuid.UUID, ctx: Ctx) -> list[EventRead]:
-    """The conversation's audit trail: created, status changes, assignments."""
+@router.get("/{conversation_id}/events", response_model=Page[EventRead])
+def list_events(
+    conversation_id: uuid.UUID, ctx: Ctx, query: Annotated[EventListQuery, Query()]
+) -> Page[EventRead]:
+    """The conversation's audit trail (created, status changes, assignments) in the order it
+    happened; pass `next_cursor` as `cursor` for the next page."""
     caller = ctx.caller()
-    evs = conversations.events(ctx.db, caller.tenant_id, conversation_id)
-    return [EventRead.model_validate(e) for e in evs]
+    page = conversations.events_page(
+        ctx.db, caller.tenant_id, conversation_id, limit=query.limit, cursor=query.cursor
+    )
+    return Page(
+        data=[EventRead.model_validate(e) for e in page.items], next_cursor=page.next_cursor
+    )
