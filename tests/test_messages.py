@@ -355,7 +355,8 @@ def test_batch_skips_messages_already_stored_by_external_id(
 def _status_events(api: TestClient, conv: Json) -> list[tuple[str, str]]:
     r = api.get(f"/v1/conversations/{conv['id']}/events")
     assert r.status_code == 200, r.text
-    return [(e["data"]["from"], e["data"]["to"]) for e in r.json() if e["type"] == "status_changed"]
+    events = r.json()["data"]
+    return [(e["data"]["from"], e["data"]["to"]) for e in events if e["type"] == "status_changed"]
 
 
 def test_messages_move_the_status_and_each_move_is_an_event(
