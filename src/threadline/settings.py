@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     max_batch_messages: int = Field(
         1_000, ge=1, description="Most messages accepted in one batch append."
     )
+    max_message_bytes: int = Field(
+        256_000,
+        ge=1024,
+        description="Largest message accepted, all fields together as JSON; larger answers 413.",
+    )
+    idempotency_ttl_hours: float = Field(
+        24, gt=0, description="How long an Idempotency-Key is remembered."
+    )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",
         description="FULL makes every acknowledged write survive power loss; NORMAL only a crash.",

@@ -5,13 +5,14 @@ import json
 
 import httpx
 import pytest
-from helpers import inbox, request
 
-from conftest import ProviderAPI, Reply, fixture_bytes, fixture_json
 from threadline.channels import registry
 from threadline.channels.base import Attachment, Outbound
 from threadline.domain.enums import Channel, DeliveryStatus
 from threadline.domain.errors import MalformedPayload, ProviderError, SignatureInvalid
+
+from .fakes import ProviderAPI, Reply, fixture_bytes, fixture_json
+from .helpers import inbox, request
 
 URL = "https://threadline.example.com/webhooks/postmark/0190f0c1/inbound"
 AUTH = "Basic " + base64.b64encode(b"postmark:hook-pass-123").decode()

@@ -7,15 +7,16 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from helpers import inbox, request
 from sendgrid.helpers.eventwebhook import EventWebhook
 
-from conftest import ProviderAPI, Reply, fixture_bytes, fixture_json
 from threadline.channels import registry
 from threadline.channels.base import Outbound
 from threadline.channels.email_sendgrid import SendGrid, verify_event_signature
 from threadline.domain.enums import Channel, DeliveryStatus
 from threadline.domain.errors import MalformedPayload, ProviderError, SignatureInvalid
+
+from .fakes import ProviderAPI, Reply, fixture_bytes, fixture_json
+from .helpers import inbox, request
 
 SECRET = "k9Xv2QmT7pLr"
 INBOUND_URL = f"https://threadline.example.com/webhooks/sendgrid/0190f0c1/inbound/{SECRET}"

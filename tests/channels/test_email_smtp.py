@@ -10,14 +10,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
-from helpers import inbox
 
-from conftest import fixture_bytes
 from threadline.channels import registry
 from threadline.channels.base import Attachment, Outbound
 from threadline.channels.email_smtp import parse_message
 from threadline.domain.enums import Channel, DeliveryStatus
 from threadline.domain.errors import MalformedPayload, ProviderError
+
+from .fakes import fixture_bytes
+from .helpers import inbox
 
 smtp = registry.get("smtp")
 

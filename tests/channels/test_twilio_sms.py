@@ -4,14 +4,15 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from helpers import inbox, request
 from twilio.request_validator import RequestValidator
 
-from conftest import ProviderAPI, Reply, closed_port_url, fixture_json
 from threadline.channels import registry
 from threadline.channels.base import Attachment, Outbound
 from threadline.domain.enums import Channel, DeliveryStatus, MessageType
 from threadline.domain.errors import MalformedPayload, ProviderError, SignatureInvalid
+
+from .fakes import ProviderAPI, Reply, closed_port_url, fixture_json
+from .helpers import inbox, request
 
 TOKEN = "12345678901234567890123456789012"
 SID = "ACae0e2b1c9d8f7a6b5c4d3e2f1a0b9c8d"

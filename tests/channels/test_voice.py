@@ -6,14 +6,15 @@ import json
 import time
 
 import pytest
-from helpers import inbox, request
 from retell.lib.webhook_auth import symmetric
 
-from conftest import fixture_bytes
 from threadline.channels import registry
 from threadline.channels.base import Outbound
 from threadline.domain.enums import Channel, MessageType
 from threadline.domain.errors import MalformedPayload, ProviderError, SignatureInvalid
+
+from .fakes import fixture_bytes
+from .helpers import inbox, request
 
 URL = "https://threadline.example.com/webhooks/x/0190f0c1/inbound"
 

@@ -7,14 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from helpers import inbox, request
 
-from conftest import ProviderAPI, Reply, fixture_bytes, fixture_json
 from threadline.channels import registry
 from threadline.channels.base import Attachment, Outbound, Template
 from threadline.channels.whatsapp import window_open
 from threadline.domain.enums import Channel, DeliveryStatus, MessageType
 from threadline.domain.errors import MalformedPayload, ProviderError, SignatureInvalid
+
+from .fakes import ProviderAPI, Reply, fixture_bytes, fixture_json
+from .helpers import inbox, request
 
 APP_SECRET = "6d8c1f3e0b2a4c5d9e7f1a2b3c4d5e6f"
 URL = "https://threadline.example.com/webhooks/meta/0190f0c1/inbound"

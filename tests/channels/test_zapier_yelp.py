@@ -4,14 +4,15 @@ import json
 from urllib.parse import urlencode
 
 import pytest
-from helpers import inbox, request
 
-from conftest import fixture_bytes, fixture_json
 from threadline.channels import registry
 from threadline.channels.base import Outbound
 from threadline.channels.zapier_yelp import outbox_item, outbox_request
 from threadline.domain.enums import Channel, DeliveryStatus, Direction
 from threadline.domain.errors import MalformedPayload, SignatureInvalid
+
+from .fakes import fixture_bytes, fixture_json
+from .helpers import inbox, request
 
 URL = "https://threadline.example.com/webhooks/zapier/0190f0c1/inbound"
 zapier = registry.get("zapier")

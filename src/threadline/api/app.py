@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from threadline import __version__
 from threadline.api import errors, ops, v1
 from threadline.api.middleware import Observability, RequestGuard, RequestId
+from threadline.ingest import Ingest
+from threadline.jobs.prune import prune_forever
 from threadline.logs import configure_logging, get_logger
 from threadline.metrics import Metrics
 from threadline.settings import Settings
@@ -34,7 +36,7 @@ Errors are JSON: `{"error": {"code", "message", "details"}}`.
 BackgroundTask = Callable[[Database, Settings], Awaitable[None]]
 
 #: The background tasks every app runs unless ``create_app`` is given others.
-BACKGROUND_TASKS: tuple[BackgroundTask, ...] = ()
+BACKGROUND_TASKS: tuple[BackgroundTask, ...] = (prune_forever,)
 
 
 def create_app(
@@ -61,6 +63,7 @@ def create_app(
     app.state.settings = settings
     app.state.db = database
     app.state.metrics = Metrics()
+    app.state.ingest = Ingest(database, settings, app.state.metrics)
     errors.install(app)
     app.include_router(v1.router)
     app.include_router(ops.router)

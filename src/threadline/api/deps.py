@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from threadline.domain.errors import InvalidInput, Unauthenticated
+from threadline.ingest import Ingest
 from threadline.metrics import Metrics
 from threadline.settings import Settings
 from threadline.store import Database, tenants
@@ -36,13 +37,14 @@ class RequestContext:
     written.
     """
 
-    __slots__ = ("_caller", "_token", "db", "metrics", "settings")
+    __slots__ = ("_caller", "_token", "db", "ingest", "metrics", "settings")
 
     def __init__(self, request: Request, token: str) -> None:
         state = request.app.state
         self.db: Database = state.db
         self.settings: Settings = state.settings
         self.metrics: Metrics = state.metrics
+        self.ingest: Ingest = state.ingest
         self._token = token
         self._caller: tenants.Caller | None = None
 

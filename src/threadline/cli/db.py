@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from threadline.cli._common import database, err, out
+from threadline.cli._common import database, err, load_settings, out
 from threadline.store import migrate
 
 app = typer.Typer(help="Create, upgrade and verify the database schema.", no_args_is_help=True)
@@ -58,3 +58,13 @@ def check() -> None:
     if not report.ok:
         raise typer.Exit(1)
     out.print(f"schema matches the models (revision {report.revision})")
+
+
+@app.command()
+def prune() -> None:
+    """Delete expired idempotency keys now (`threadline serve` also does it every hour)."""
+    from threadline.jobs.prune import prune_once
+
+    with database() as db:
+        count = prune_once(db, load_settings())
+    out.print(f"pruned {count} idempotency key(s) older than the retention")

@@ -7,6 +7,7 @@ contact and two contacts cannot claim the same address.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -19,7 +20,7 @@ from threadline.domain.enums import Channel
 from threadline.domain.errors import AlreadyExists, InvalidInput
 from threadline.store import pagination
 from threadline.store.database import Database
-from threadline.store.models import Contact, ContactIdentity
+from threadline.store.models import Contact, ContactIdentity, Conversation, Message
 from threadline.store.owned import owned
 from threadline.store.types import utcnow
 
@@ -172,8 +173,43 @@ def update(
         raise AlreadyExists("another contact already has this phone or email") from exc
 
 
-def delete(db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> None:
-    """Delete a contact with their identities and conversations (ON DELETE CASCADE)."""
+#: Messages deleted per write when a contact goes: each batch is a short write of its own,
+#: so deleting a long history never holds the write lock for long.
+DELETE_BATCH = 500
+
+
+def _execute(statement: sa.Executable, conn: sa.Connection) -> int:
+    return conn.execute(statement).rowcount  # type: ignore[attr-defined, no-any-return]
+
+
+def delete(
+    db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID, *, batch: int = DELETE_BATCH
+) -> None:
+    """Delete a contact with their identities, conversations and messages.
+
+    The messages go first, ``batch`` at a time, newest first, each batch its own write; other
+    writers (other tenants' webhooks above all) take turns in between. Then the contact goes
+    in one write, and ON DELETE CASCADE removes what is left. Interrupted half-way, the
+    contact is still there with part of their history: deleting again finishes the job.
+    """
+    with db.read() as s:
+        owned(s, Contact, tenant_id, contact_id, name="contact")
+        conversation_ids = list(
+            s.scalars(
+                sa.select(Conversation.id).where(
+                    Conversation.tenant_id == tenant_id, Conversation.contact_id == contact_id
+                )
+            )
+        )
+    for conversation_id in conversation_ids:
+        newest = (
+            sa.select(Message.id)
+            .where(Message.tenant_id == tenant_id, Message.conversation_id == conversation_id)
+            .order_by(Message.seq.desc())
+            .limit(batch)
+        )
+        delete_batch = functools.partial(_execute, sa.delete(Message).where(Message.id.in_(newest)))
+        while db.run_write(delete_batch) >= batch:
+            pass
     with db.write() as s:
-        contact = owned(s, Contact, tenant_id, contact_id, name="contact")
-        s.delete(contact)
+        s.delete(owned(s, Contact, tenant_id, contact_id, name="contact"))

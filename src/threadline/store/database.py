@@ -9,7 +9,14 @@ a ``Database`` and open their own transaction:
   (``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL callers lock the rows they change with
   ``SELECT ... FOR UPDATE``) and commits when the block ends without error;
 - ``db.connect()`` and ``db.transaction()`` are their Core counterparts (a plain connection,
-  and one in such a write transaction), for hot paths that need no ORM.
+  and one in such a write transaction), for hot paths that need no ORM;
+- ``db.run_write(work)`` runs ``work(connection)`` in a write transaction and answers its
+  result. On SQLite, concurrent calls share transactions and commits in arrival order
+  (``store/writer.py``); on PostgreSQL each runs in its own transaction, since row locks let
+  writers to different rows proceed at once.
+
+On SQLite every write in this process, whichever of these it uses, takes one write turn, so
+writers queue in arrival order instead of polling in SQLite's busy handler.
 
 A write that returned has been committed: SQLite runs in WAL mode with ``synchronous=FULL``
 by default, PostgreSQL with its own durable commit.
@@ -17,16 +24,19 @@ by default, PostgreSQL with its own durable commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from threadline.store.writer import GroupCommit
+
 _WRITE = "threadline_write"
+T = TypeVar("T")
 
 
 def _sqlite_module() -> Any:
@@ -43,6 +53,9 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self._group: GroupCommit | None = None
+        if engine.dialect.name == "sqlite":
+            self._group = GroupCommit(engine, self._begin_write)
 
     @classmethod
     def from_url(
@@ -78,13 +91,28 @@ class Database:
         with self.engine.connect() as conn:
             yield conn
 
+    def _turn(self) -> AbstractContextManager[Any]:
+        return self._group.lock if self._group is not None else nullcontext()
+
     @contextmanager
-    def transaction(self) -> Iterator[sa.Connection]:
-        """A connection in a write transaction, committed when the block ends without error."""
+    def _begin_write(self) -> Iterator[sa.Connection]:
         with self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A connection in a write transaction, committed when the block ends without error."""
+        with self._turn(), self._begin_write() as conn:
+            yield conn
+
+    def run_write(self, work: Callable[[sa.Connection], T]) -> T:
+        """``work(connection)`` in a write transaction, committed before this returns."""
+        if self._group is not None:
+            return self._group.run(work)
+        with self._begin_write() as conn:
+            return work(conn)
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -93,7 +121,7 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._sessions() as session:
+        with self._turn(), self._sessions() as session:
             session.connection(execution_options={_WRITE: True})
             with _commit_on_exit(session):
                 yield session

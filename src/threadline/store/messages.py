@@ -1,14 +1,23 @@
 """Messages: gap-free ordering, idempotent appends, batch import and reads by seq.
 
-The write path, in one transaction:
+A message row is immutable content and identity. What changes after it is stored lives
+beside it, one row per message where there is something to say: its delivery
+(``message_deliveries``), the model call that wrote it (``model_calls``) and its moderation
+(``message_moderation``). Reads join them back, so a message keeps the API's field names
+(``delivery_status``, ``model_used``, ``is_flagged`` ...) wherever they are stored.
 
-1. lock the conversation row (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE`` on PostgreSQL);
+The write path, in one write transaction (``Database.run_write``: on SQLite several appends
+share one transaction and one commit, each in its own savepoint):
+
+1. lock the conversation row (SQLite's write transaction already holds the lock; PostgreSQL
+   takes ``FOR UPDATE``);
 2. answer a replay from what is stored: the same ``Idempotency-Key`` (its first request's
    messages) or an ``external_message_id`` already stored for the inbox (or, without an inbox,
    for the conversation);
-3. give the new messages ``seq = message_count + 1, + 2 ...`` in ``occurred_at`` order;
-4. insert them, move the conversation's counters and status (with a ``status_changed``
-   event), and record the idempotency key.
+3. give the new messages ``seq = last_seq + 1, + 2 ...`` in ``occurred_at`` order
+   (``last_seq`` is kept on its own, so erasing messages never makes a seq repeat);
+4. insert them and their delivery, model-call and moderation rows, move the conversation's
+   counters and status (with a ``status_changed`` event), and record the idempotency key.
 
 Because step 1 serialises writers per conversation, seqs are unique and gap-free without
 retries. Two requests racing on the same idempotency key or external id in *different*
@@ -17,8 +26,6 @@ conversations meet a unique index instead; the loser retries once and is answere
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,37 +47,92 @@ from threadline.domain.enums import (
 )
 from threadline.domain.errors import IdempotencyMismatch, InvalidInput, NotFound
 from threadline.domain.ids import new_id
+from threadline.store import idempotency
+from threadline.store.bulk_insert import BulkInsert
 from threadline.store.conversations import status_change_data
 from threadline.store.database import Database
-from threadline.store.models import Conversation, ConversationEvent, IdempotencyKey, Message
-from threadline.store.prepared import Prepared
+from threadline.store.models import (
+    Conversation,
+    ConversationEvent,
+    Message,
+    MessageDelivery,
+    MessageModeration,
+    ModelCall,
+)
 from threadline.store.types import utcnow
 
-M = cast(sa.Table, Message.__table__)  # a mapped class's table is typed as FromClause
-COLUMNS = [c.key for c in M.columns]
-# Enum columns are read as their plain string values (``StrEnum`` members compare equal to
-# them): converting 5 columns x every row into enum members was a third of a page's cost.
-_SELECT = sa.select(
-    *(
-        sa.type_coerce(c, sa.String()).label(c.key) if isinstance(c.type, sa.Enum) else c
-        for c in M.columns
-    )
+# A mapped class's table is typed as FromClause; these are the tables themselves.
+messages_table = cast(sa.Table, Message.__table__)
+deliveries = cast(sa.Table, MessageDelivery.__table__)
+model_calls = cast(sa.Table, ModelCall.__table__)
+moderation = cast(sa.Table, MessageModeration.__table__)
+conversations_table = cast(sa.Table, Conversation.__table__)
+events_table = cast(sa.Table, ConversationEvent.__table__)
+
+#: A message's own columns.
+MESSAGE_COLUMNS = frozenset(c.key for c in messages_table.columns)
+#: API fields stored beside the message, and the column each is stored in.
+DELIVERY_FIELDS = {
+    "delivery_status": "status",
+    "delivery_error": "error",
+    "sent_at": "sent_at",
+    "delivered_at": "delivered_at",
+    "read_at": "read_at",
+}
+MODEL_FIELDS = {
+    "model_used": "model",
+    "prompt_used": "prompt",
+    "token_usage": "token_usage",
+    "cost_usd": "cost_usd",
+    "response_time_ms": "response_time_ms",
+}
+MODERATION_FIELDS = {
+    "is_flagged": "is_flagged",
+    "flagged_reason": "flagged_reason",
+    "quality_score": "quality_score",
+}
+
+#: Fields a caller may set; everything else is assigned here.
+WRITABLE = (
+    (MESSAGE_COLUMNS - {"id", "tenant_id", "conversation_id", "inbox_id", "seq", "created_at"})
+    | set(DELIVERY_FIELDS)
+    | set(MODEL_FIELDS)
+    | set(MODERATION_FIELDS)
 )
 
-#: Columns a caller may set; everything else is assigned here.
-WRITABLE = frozenset(COLUMNS) - {
-    "id",
-    "tenant_id",
-    "conversation_id",
-    "inbox_id",
-    "seq",
-    "created_at",
-}
 
-_DEFAULTS: dict[str, Any] = {c: None for c in COLUMNS} | {
-    "message_type": MessageType.TEXT,
-    "is_flagged": False,
-}
+def _as_text(column: sa.ColumnElement[Any], key: str) -> sa.ColumnElement[Any]:
+    # Enum columns are read as their plain string values (``StrEnum`` members compare equal
+    # to them): converting every enum column of every row was a third of a page's cost.
+    if isinstance(column.type, sa.Enum):
+        return sa.type_coerce(column, sa.String()).label(key)
+    return column.label(key)
+
+
+def _joined(table: sa.Table) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        table.c.tenant_id == messages_table.c.tenant_id,
+        table.c.message_id == messages_table.c.id,
+    )
+
+
+_OWN = [_as_text(c, c.key) for c in messages_table.columns if c.key != "external_message_id"]
+#: A message as the API shows it: its own columns and what is stored beside it.
+SELECT = sa.select(
+    *_OWN,
+    sa.func.coalesce(messages_table.c.external_message_id, deliveries.c.external_message_id).label(
+        "external_message_id"
+    ),
+    *(_as_text(deliveries.c[col], field) for field, col in DELIVERY_FIELDS.items()),
+    *(model_calls.c[col].label(field) for field, col in MODEL_FIELDS.items()),
+    sa.func.coalesce(moderation.c.is_flagged, sa.false()).label("is_flagged"),
+    moderation.c.flagged_reason.label("flagged_reason"),
+    moderation.c.quality_score.label("quality_score"),
+).select_from(
+    messages_table.outerjoin(deliveries, _joined(deliveries))
+    .outerjoin(model_calls, _joined(model_calls))
+    .outerjoin(moderation, _joined(moderation))
+)
 
 
 @dataclass(frozen=True)
@@ -104,36 +166,30 @@ def append(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> Appended:
-    """Store ``items`` (column values) at the end of a conversation, all or nothing.
+    """Store ``items`` (field values) at the end of a conversation, all or nothing.
 
     With ``idempotency_key``, a second call with the same key and the same request (by
     ``request_hash``, else by the items themselves) answers the first call's messages and
     stores nothing; the same key with another request or conversation raises
     ``IdempotencyMismatch``.
     """
-    _check_batch(items)
+    check_batch(items)
     if idempotency_key is not None and request_hash is None:
-        request_hash = request_fingerprint(items)
+        request_hash = idempotency.fingerprint(items)
+
+    def work(conn: sa.Connection) -> Appended:
+        return _append(conn, tenant_id, conversation_id, items, idempotency_key, request_hash)
+
     for attempt in (1, 2):
         try:
-            with db.transaction() as conn:
-                return _append(
-                    conn, tenant_id, conversation_id, items, idempotency_key, request_hash
-                )
+            return db.run_write(work)
         except IntegrityError:
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
 
 
-def request_fingerprint(payload: Any, scope: str = "") -> str:
-    """SHA-256 of a request's canonical JSON (and its scope, such as method and path): what
-    an Idempotency-Key is compared by."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
-
-
-def _check_batch(items: Sequence[dict[str, Any]]) -> None:
+def check_batch(items: Sequence[dict[str, Any]]) -> None:
     if not items:
         raise InvalidInput("a batch needs at least one message")
     seen: set[str] = set()
@@ -152,35 +208,31 @@ def _check_batch(items: Sequence[dict[str, Any]]) -> None:
             seen.add(ext)
 
 
-# The hot statements are built once; SQLAlchemy then reuses their compiled form.
-C = cast(sa.Table, Conversation.__table__)
-K = cast(sa.Table, IdempotencyKey.__table__)
-E = cast(sa.Table, ConversationEvent.__table__)
-_CONVERSATION_COLUMNS = sa.select(
-    C.c.id,
-    C.c.inbox_id,
-    sa.type_coerce(C.c.channel, sa.String()).label("channel"),
-    sa.type_coerce(C.c.status, sa.String()).label("status"),
-    C.c.message_count,
-    C.c.last_message_at,
-).where(C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c"))
-# The conversation row an append works from. SQLite's BEGIN IMMEDIATE already holds the
-# write lock, so only PostgreSQL locks the row; the plain form also answers "does it exist".
-_CONVERSATION = Prepared(_CONVERSATION_COLUMNS)
-_LOCK_PG = Prepared(_CONVERSATION_COLUMNS.with_for_update())
-_KEY = Prepared(
-    sa.select(K.c.request_hash, K.c.conversation_id, K.c.first_seq, K.c.last_seq).where(
-        K.c.tenant_id == sa.bindparam("t"), K.c.key == sa.bindparam("k")
-    )
+_CONVERSATION = sa.select(
+    conversations_table.c.id,
+    conversations_table.c.inbox_id,
+    _as_text(conversations_table.c.channel, "channel"),
+    _as_text(conversations_table.c.status, "status"),
+    conversations_table.c.message_count,
+    conversations_table.c.last_seq,
+    conversations_table.c.last_message_at,
+).where(
+    conversations_table.c.tenant_id == sa.bindparam("t"),
+    conversations_table.c.id == sa.bindparam("c"),
 )
-_INSERT = Prepared(M.insert())
-_INSERT_KEY = Prepared(K.insert())
-_INSERT_EVENT = Prepared(E.insert())
-_MOVE = Prepared(
-    C.update()
-    .where(C.c.tenant_id == sa.bindparam("t"), C.c.id == sa.bindparam("c"))
+_INSERT_MESSAGES = BulkInsert(messages_table.insert())
+_INSERT_DELIVERIES = BulkInsert(deliveries.insert())
+_INSERT_MODEL_CALLS = BulkInsert(model_calls.insert())
+_INSERT_MODERATION = BulkInsert(moderation.insert())
+_MOVE = (
+    conversations_table.update()
+    .where(
+        conversations_table.c.tenant_id == sa.bindparam("t"),
+        conversations_table.c.id == sa.bindparam("c"),
+    )
     .values(
         message_count=sa.bindparam("p_count"),
+        last_seq=sa.bindparam("p_last_seq"),
         last_message_at=sa.bindparam("p_last_message_at"),
         last_activity_at=sa.bindparam("p_now"),
         updated_at=sa.bindparam("p_now"),
@@ -197,131 +249,108 @@ def _append(
     idempotency_key: str | None,
     request_hash: str | None,
 ) -> Appended:
-    lock = _LOCK_PG if conn.dialect.name == "postgresql" else _CONVERSATION
-    conv = lock.one_or_none(conn, {"t": tenant_id, "c": conversation_id})
-    if conv is None:
+    lock = _CONVERSATION.with_for_update() if conn.dialect.name == "postgresql" else _CONVERSATION
+    found = conn.execute(lock, {"t": tenant_id, "c": conversation_id}).mappings().first()
+    if found is None:
         raise NotFound("conversation not found", conversation_id=str(conversation_id))
+    conv = dict(found)
     channel = Channel(conv["channel"])
 
     if idempotency_key is not None:
-        key = _KEY.one_or_none(conn, {"t": tenant_id, "k": idempotency_key})
+        assert request_hash is not None
+        key = idempotency.find(conn, tenant_id, idempotency_key)
         if key is not None:
-            if key["request_hash"] != request_hash or key["conversation_id"] != conversation_id:
+            if key.request_hash != request_hash or key.conversation_id != conversation_id:
                 raise IdempotencyMismatch(
                     "this Idempotency-Key was already used with a different request",
                     idempotency_key=idempotency_key,
                 )
-            replay = _replay(conn, tenant_id, conv, key, items)
-            return Appended(replay, created=False, channel=channel)
+            return Appended(_replay(conn, tenant_id, conv, key, items), False, channel)
 
     existing = _existing_by_external_id(conn, tenant_id, conv, items)
 
     now = utcnow()
     answer: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
+    new: list[dict[str, Any]] = []
     for item in items:
         ext = item.get("external_message_id")
         if ext in existing:
             answer.append(existing[ext])
         else:
-            rows.append(_row(item, tenant_id, conversation_id, conv["inbox_id"], now))
-            answer.append(rows[-1])
-    if not rows:
+            new.append(_fields(item, tenant_id, conversation_id, conv["inbox_id"], now))
+            answer.append(new[-1])
+    if not new:
         # Every item was already stored. The key is still recorded (with an empty seq range),
         # so reusing it later with a different body is refused like any other reuse.
         if idempotency_key is not None:
-            _remember_key(
+            assert request_hash is not None
+            idempotency.remember(
                 conn, tenant_id, conversation_id, idempotency_key, request_hash, 0, 0, now
             )
         return Appended(answer, created=False, channel=channel)
-    stored_now = [{} if it.get("external_message_id") in existing else it for it in items]
-    _check_parents(conn, tenant_id, stored_now)
-    rows.sort(key=lambda r: r["occurred_at"])  # stable: equal times keep request order
-    for offset, row in enumerate(rows, start=1):
-        row["seq"] = conv["message_count"] + offset
-    _insert(conn, rows)
+    _check_parents(conn, tenant_id, new)
+    new.sort(key=lambda r: r["occurred_at"])  # stable: equal times keep request order
+    for offset, fields in enumerate(new, start=1):
+        fields["seq"] = conv["last_seq"] + offset
+    _insert(conn, new)
 
     old_status = ConversationStatus(conv["status"])
     status = old_status
-    for row in rows:
-        status = state_machine.after_message(status, row["direction"], row["role"])
-    newest = max(r["occurred_at"] for r in rows)
+    for fields in new:
+        status = state_machine.after_message(status, fields["direction"], fields["role"])
+    newest = max(f["occurred_at"] for f in new)
     last_message_at = conv["last_message_at"]
-    _MOVE.run(
-        conn,
+    conn.execute(
+        _MOVE,
         {
             "t": tenant_id,
             "c": conversation_id,
-            "p_count": conv["message_count"] + len(rows),
+            "p_count": conv["message_count"] + len(new),
+            "p_last_seq": conv["last_seq"] + len(new),
             "p_last_message_at": max(newest, last_message_at) if last_message_at else newest,
             "p_now": now,
             "p_status": status,
         },
     )
     if status != old_status:
-        _INSERT_EVENT.run(
-            conn,
+        conn.execute(
+            events_table.insert(),
             {
                 "id": new_id(),
                 "tenant_id": tenant_id,
                 "conversation_id": conversation_id,
                 "type": EventType.STATUS_CHANGED,
-                "data": status_change_data(old_status, status, f"{rows[-1]['direction']}_message"),
+                "data": status_change_data(old_status, status, f"{new[-1]['direction']}_message"),
                 "created_at": now,
             },
         )
     if idempotency_key is not None:
-        first, last = rows[0]["seq"], rows[-1]["seq"]
-        _remember_key(
-            conn, tenant_id, conversation_id, idempotency_key, request_hash, first, last, now
+        assert request_hash is not None
+        first, last_ = new[0]["seq"], new[-1]["seq"]
+        idempotency.remember(
+            conn, tenant_id, conversation_id, idempotency_key, request_hash, first, last_, now
         )
-    return Appended(answer, created=True, channel=channel, stored=len(rows))
-
-
-def _remember_key(
-    conn: sa.Connection,
-    tenant_id: uuid.UUID,
-    conversation_id: uuid.UUID,
-    key: str,
-    request_hash: str | None,
-    first_seq: int,
-    last_seq: int,
-    now: datetime,
-) -> None:
-    """Record an Idempotency-Key and the seq range its request stored (0..0: nothing new)."""
-    _INSERT_KEY.run(
-        conn,
-        {
-            "id": new_id(),
-            "tenant_id": tenant_id,
-            "key": key,
-            "request_hash": request_hash,
-            "conversation_id": conversation_id,
-            "first_seq": first_seq,
-            "last_seq": last_seq,
-            "created_at": now,
-        },
-    )
+    return Appended(answer, created=True, channel=channel, stored=len(new))
 
 
 def _replay(
     conn: sa.Connection,
     tenant_id: uuid.UUID,
-    conv: Any,
-    key: Any,
+    conv: dict[str, Any],
+    key: idempotency.StoredKey,
     items: Sequence[dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """The first request's answer again, in request order.
 
-    The request is the same one (its hash matched), so its new messages took the key's seq
-    range in the order ``_append`` gave them: stably by ``occurred_at``, which defaulted to
-    the time they were stored. The other items were answered from messages stored earlier
-    under their ``external_message_id``.
+    The request is the same one (its fingerprint matched), so its new messages took the
+    key's seq range in the order ``_append`` gave them: stably by ``occurred_at``, which
+    defaulted to the time they were stored. The other items were answered from messages
+    stored earlier under their ``external_message_id``.
     """
-    if key["first_seq"] == 0:  # the first request stored nothing: every item was a replay
+    if key.stored_nothing:
         earlier = _existing_by_external_id(conn, tenant_id, conv, items)
         return [earlier[it["external_message_id"]] for it in items]
-    stored = _range(conn, tenant_id, conv["id"], key["first_seq"], key["last_seq"])
+    stored = _range(conn, tenant_id, conv["id"], key.first_seq, key.last_seq)
     ours = {r["external_message_id"] for r in stored if r["external_message_id"] is not None}
     earlier = _existing_by_external_id(
         conn, tenant_id, conv, [it for it in items if it.get("external_message_id") not in ours]
@@ -340,43 +369,77 @@ def _replay(
     return answer
 
 
-def _insert(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert rows naming only their non-null columns: most of a message's 36 columns are
-    empty, and SQLite's cost per row grows with every bound value. Rows with the same columns
-    go in one executemany."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for row in rows:
-        present = {k: v for k, v in row.items() if v is not None}
-        groups.setdefault(tuple(present), []).append(present)
-    for columns, group in groups.items():
-        _INSERT.run_many(conn, columns, group)
+def _insert(conn: sa.Connection, new: list[dict[str, Any]]) -> None:
+    """Insert the messages, then what is stored beside them, one executemany per table (and
+    set of non-null columns)."""
+    rows, delivery_rows, model_rows, moderation_rows = [], [], [], []
+    for fields in new:
+        rows.append({k: v for k, v in fields.items() if k in MESSAGE_COLUMNS})
+        side = {
+            "tenant_id": fields["tenant_id"],
+            "message_id": fields["id"],
+            "created_at": fields["created_at"],
+        }
+        if fields["delivery_status"] is not None:
+            delivery = {col: fields[f] for f, col in DELIVERY_FIELDS.items()}
+            delivery_rows.append(
+                side
+                | delivery
+                | {"id": new_id(), "inbox_id": fields["inbox_id"], "attempts": 0}
+                | {"updated_at": fields["created_at"]}
+            )
+        if any(fields[f] is not None for f in MODEL_FIELDS):
+            model = {col: fields[f] for f, col in MODEL_FIELDS.items()}
+            model_rows.append(
+                side
+                | model
+                | {"id": new_id(), "conversation_id": fields["conversation_id"]}
+                | {"purpose": "reply"}
+            )
+        if fields["is_flagged"] or fields["flagged_reason"] or fields["quality_score"] is not None:
+            flags = {col: fields[f] for f, col in MODERATION_FIELDS.items()}
+            moderation_rows.append(
+                side | flags | {"id": new_id(), "updated_at": fields["created_at"]}
+            )
+    _INSERT_MESSAGES.run_grouped(conn, rows)
+    _INSERT_DELIVERIES.run_grouped(conn, delivery_rows)
+    _INSERT_MODEL_CALLS.run_grouped(conn, model_rows)
+    _INSERT_MODERATION.run_grouped(conn, moderation_rows)
 
 
-def _row(
+#: Every field of a message as the API shows it, empty.
+_EMPTY: dict[str, Any] = dict.fromkeys(SELECT.selected_columns.keys()) | {
+    "message_type": MessageType.TEXT,
+    "is_flagged": False,
+}
+
+
+def _fields(
     item: dict[str, Any],
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     inbox_id: uuid.UUID | None,
     now: datetime,
 ) -> dict[str, Any]:
-    row = _DEFAULTS | {k: v for k, v in item.items() if v is not None}
-    role = Role(row["role"])
-    direction = Direction(row.get("direction") or default_direction(role))
-    if role == Role.TOOL and not row.get("tool_call_id"):
+    """A new message's fields, as stored and as answered (the answer is not read back)."""
+    fields = _EMPTY | {k: v for k, v in item.items() if v is not None}
+    role = Role(fields["role"])
+    direction = Direction(fields.get("direction") or default_direction(role))
+    if role == Role.TOOL and not fields.get("tool_call_id"):
         raise InvalidInput("a tool message needs tool_call_id")
-    row.update(
+    fields.update(
         id=new_id(),
         tenant_id=tenant_id,
         conversation_id=conversation_id,
         inbox_id=inbox_id,
         role=role,
         direction=direction,
-        sender_type=SenderType(row.get("sender_type") or default_sender(role, direction)),
-        message_type=MessageType(row["message_type"]),
-        occurred_at=row.get("occurred_at") or now,
+        sender_type=SenderType(fields.get("sender_type") or default_sender(role, direction)),
+        message_type=MessageType(fields["message_type"]),
+        occurred_at=fields.get("occurred_at") or now,
         created_at=now,
     )
-    return row
+    return fields
 
 
 def _check_parents(
@@ -390,7 +453,9 @@ def _check_parents(
     wanted = {it["parent_message_id"] for it in items if it.get("parent_message_id")}
     if not wanted:
         return
-    q = sa.select(M.c.id).where(M.c.tenant_id == tenant_id, M.c.id.in_(wanted))
+    q = sa.select(messages_table.c.id).where(
+        messages_table.c.tenant_id == tenant_id, messages_table.c.id.in_(wanted)
+    )
     found = set(conn.scalars(q))
     for i, it in enumerate(items):
         parent = it.get("parent_message_id")
@@ -402,20 +467,21 @@ def _check_parents(
             )
 
 
-_BY_EXTERNAL_IN_INBOX = _SELECT.where(
-    M.c.tenant_id == sa.bindparam("t"),
-    M.c.inbox_id == sa.bindparam("scope"),
-    M.c.external_message_id.in_(sa.bindparam("ext", expanding=True)),
+_BY_EXTERNAL_ID = SELECT.where(
+    messages_table.c.tenant_id == sa.bindparam("t"),
+    messages_table.c.external_message_id.in_(sa.bindparam("ext", expanding=True)),
 )
-_BY_EXTERNAL_IN_CONVERSATION = _SELECT.where(
-    M.c.tenant_id == sa.bindparam("t"),
-    M.c.conversation_id == sa.bindparam("scope"),
-    M.c.external_message_id.in_(sa.bindparam("ext", expanding=True)),
+_BY_EXTERNAL_IN_INBOX = _BY_EXTERNAL_ID.where(messages_table.c.inbox_id == sa.bindparam("scope"))
+_BY_EXTERNAL_IN_CONVERSATION = _BY_EXTERNAL_ID.where(
+    messages_table.c.conversation_id == sa.bindparam("scope")
 )
 
 
 def _existing_by_external_id(
-    conn: sa.Connection, tenant_id: uuid.UUID, conv: Any, items: Sequence[dict[str, Any]]
+    conn: sa.Connection,
+    tenant_id: uuid.UUID,
+    conv: dict[str, Any],
+    items: Sequence[dict[str, Any]],
 ) -> dict[str, dict[str, Any]]:
     ext_ids = [it["external_message_id"] for it in items if it.get("external_message_id")]
     if not ext_ids:
@@ -424,19 +490,26 @@ def _existing_by_external_id(
         q, scope = _BY_EXTERNAL_IN_INBOX, conv["inbox_id"]
     else:
         q, scope = _BY_EXTERNAL_IN_CONVERSATION, conv["id"]
-    rows = conn.execute(q, {"t": tenant_id, "scope": scope, "ext": ext_ids})
-    return {r["external_message_id"]: r for r in _dicts(rows)}
+    rows = _dicts(conn.execute(q, {"t": tenant_id, "scope": scope, "ext": ext_ids}))
+    return {r["external_message_id"]: r for r in rows}
+
+
+_RANGE = SELECT.where(
+    messages_table.c.tenant_id == sa.bindparam("t"),
+    messages_table.c.conversation_id == sa.bindparam("c"),
+    messages_table.c.seq > sa.bindparam("after"),
+    messages_table.c.seq < sa.bindparam("before"),
+)
+_PAGE = _RANGE.order_by(messages_table.c.seq).limit(sa.bindparam("n"))
+_PAGE_LATEST = _RANGE.order_by(messages_table.c.seq.desc()).limit(sa.bindparam("n"))
+_NO_SEQ = 2**31 - 1  # above any seq an int4 column holds in practice
 
 
 def _range(
     conn: sa.Connection, tenant_id: uuid.UUID, conversation_id: uuid.UUID, first: int, last: int
 ) -> list[dict[str, Any]]:
-    q = _SELECT.where(
-        M.c.tenant_id == tenant_id,
-        M.c.conversation_id == conversation_id,
-        M.c.seq.between(first, last),
-    ).order_by(M.c.seq)
-    return _dicts(conn.execute(q))
+    params = {"t": tenant_id, "c": conversation_id, "after": first - 1, "before": last + 1}
+    return _dicts(conn.execute(_PAGE, params | {"n": last - first + 1}))
 
 
 def list_range(
@@ -455,7 +528,6 @@ def list_range(
     messages (below ``before_seq`` if given), still returned in seq order, and "more" means
     older messages exist.
     """
-    page = _PAGE_LATEST if latest else _PAGE
     params = {
         "t": tenant_id,
         "c": conversation_id,
@@ -464,8 +536,8 @@ def list_range(
         "n": limit + 1,
     }
     with db.connect() as conn:
-        rows = page.all(conn, params)
-        if not rows and not _CONVERSATION.all(conn, params):
+        rows = _dicts(conn.execute(_PAGE_LATEST if latest else _PAGE, params))
+        if not rows and conn.execute(_CONVERSATION, params).first() is None:
             raise NotFound("conversation not found", conversation_id=str(conversation_id))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -474,24 +546,13 @@ def list_range(
     return rows, more
 
 
-_NO_SEQ = 2**31 - 1  # above any seq an int4 column holds in practice
-_RANGE = _SELECT.where(
-    M.c.tenant_id == sa.bindparam("t"),
-    M.c.conversation_id == sa.bindparam("c"),
-    M.c.seq > sa.bindparam("after"),
-    M.c.seq < sa.bindparam("before"),
-)
-_PAGE = Prepared(_RANGE.order_by(M.c.seq).limit(sa.bindparam("n")))
-_PAGE_LATEST = Prepared(_RANGE.order_by(M.c.seq.desc()).limit(sa.bindparam("n")))
-
-
 def last(
     db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID, n: int = 20
 ) -> list[dict[str, Any]]:
     """The newest ``n`` messages in seq order: the agent's working window."""
+    params = {"t": tenant_id, "c": conversation_id, "after": -1, "before": _NO_SEQ, "n": n}
     with db.connect() as conn:
-        params = {"t": tenant_id, "c": conversation_id, "after": -1, "before": _NO_SEQ, "n": n}
-        rows = _PAGE_LATEST.all(conn, params)
+        rows = _dicts(conn.execute(_PAGE_LATEST, params))
     rows.reverse()
     return rows
 

@@ -20,7 +20,6 @@ from threadline.domain.enums import UserRole
 from threadline.domain.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
 from threadline.store.database import Database
 from threadline.store.models import ApiKey, Tenant, User
-from threadline.store.prepared import Prepared
 from threadline.store.types import utcnow
 
 KEY_PREFIX = "tl_"
@@ -100,10 +99,8 @@ def revoke_api_key(db: Database, tenant_id: uuid.UUID, key_id: uuid.UUID) -> Api
     return key
 
 
-_AUTH = Prepared(
-    sa.select(ApiKey.id, ApiKey.tenant_id).where(
-        ApiKey.key_hash == sa.bindparam("h"), ApiKey.revoked_at.is_(None)
-    )
+_AUTH = sa.select(ApiKey.id, ApiKey.tenant_id).where(
+    ApiKey.key_hash == sa.bindparam("h"), ApiKey.revoked_at.is_(None)
 )
 
 
@@ -117,10 +114,10 @@ def authenticate(db: Database, token: str) -> Caller:
     if not is_well_formed(token):
         raise Unauthenticated("the API key is not valid")
     with db.connect() as conn:
-        row = _AUTH.one_or_none(conn, {"h": hash_key(token)})
+        row = conn.execute(_AUTH, {"h": hash_key(token)}).first()
     if row is None:
         raise Unauthenticated("the API key is not valid or has been revoked")
-    return Caller(tenant_id=row["tenant_id"], api_key_id=row["id"])
+    return Caller(tenant_id=row.tenant_id, api_key_id=row.id)
 
 
 def create_user(

@@ -1,18 +1,30 @@
+"""Messages: append one, append a batch, list by seq.
+
+The append routes read their body themselves instead of letting FastAPI validate it on the
+event loop: a 5 MB batch takes seconds to validate, and during that time nothing else (not
+even ``/healthz``) would be answered. Each append makes one hop to the thread pool and there,
+in this order, checks the API key (401), parses the JSON (400), checks the number of
+messages (422), validates them (422) and stores them. A forged key never costs a parse.
+"""
+
 from __future__ import annotations
 
+import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from threadline.api.deps import Ctx, RequestContext
 from threadline.api.schemas.common import INT32_MAX
 from threadline.api.schemas.messages import MessageBatch, MessageCreate, MessageList, MessageRead
-from threadline.api.v1.params import Cursor
-from threadline.domain.errors import InvalidCursor, InvalidInput, PayloadTooLarge
-from threadline.settings import Settings
-from threadline.store import messages, pagination
+from threadline.domain.errors import InvalidCursor
+from threadline.store import idempotency, messages, pagination
 
+Model = TypeVar("Model", bound=BaseModel)
 router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
 
 IdempotencyKey = Annotated[
@@ -24,28 +36,55 @@ IdempotencyKey = Annotated[
         description="Retries with the same key answer the first result and store nothing.",
     ),
 ]
-Seq = Annotated[int | None, Query(ge=0, le=INT32_MAX)]
 
 
 def _json(body: MessageRead | MessageList, status: int) -> Response:
-    """Serialise once, in pydantic's core: the hot message routes skip FastAPI's second
-    validation of the return value (and the thread-pool hop it takes for sync routes)."""
+    """Serialise once, in pydantic's core: the message routes skip FastAPI's second
+    validation of the return value (and the thread-pool hop it takes)."""
     return Response(body.model_dump_json(), status_code=status, media_type="application/json")
 
 
-def _check_sizes(items: list[MessageCreate], settings: Settings) -> None:
-    limit = settings.max_content_chars
-    for i, item in enumerate(items):
-        for field in ("content", "content_html", "prompt_used"):
-            value = getattr(item, field)
-            if value is not None and len(value) > limit:
-                raise PayloadTooLarge(
-                    f"{field} is over the {limit}-character limit",
-                    index=i,
-                    field=field,
-                    limit=limit,
-                    length=len(value),
-                )
+def _request_body(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI request body of a route that reads its own body: the model's JSON schema
+    with its definitions inlined (the route takes a ``Request``, so FastAPI cannot see it)."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(defs[ref.removeprefix("#/$defs/")])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline(schema)}},
+        }
+    }
+
+
+def _parse(body: bytes) -> Any:
+    if not body.strip():
+        missing = {"type": "missing", "loc": ("body",), "msg": "Field required"}
+        raise RequestValidationError([missing])
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
+        error = {"type": "json_invalid", "loc": ("body", 0), "msg": f"JSON decode error: {exc}"}
+        raise RequestValidationError([error]) from None
+
+
+def _validate(model: type[Model], data: Any) -> Model:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [dict(e) | {"loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
 
 
 def _store(
@@ -57,51 +96,48 @@ def _store(
 ) -> tuple[list[dict[str, Any]], int]:
     """Store the messages; answer them with 201, or 200 when nothing new was stored."""
     caller = ctx.caller()
-    settings = ctx.settings
-    if len(items) > settings.max_batch_messages:
-        raise InvalidInput(
-            f"a batch holds at most {settings.max_batch_messages} messages", count=len(items)
-        )
-    _check_sizes(items, settings)
-    columns = [m.to_columns() for m in items]
-    request_hash = (
-        messages.request_fingerprint(
-            [m.model_dump(mode="json", exclude_unset=True) for m in items], scope=f"POST {path}"
-        )
-        if key
-        else None
-    )
-    result = messages.append(
-        ctx.db,
+    request_hash = None
+    if key:
+        bodies = [m.model_dump(mode="json", exclude_unset=True) for m in items]
+        request_hash = idempotency.fingerprint(bodies, scope=f"POST {path}")
+    result = ctx.ingest.append(
         caller.tenant_id,
         conversation_id,
-        columns,
+        [m.to_columns() for m in items],
         idempotency_key=key,
         request_hash=request_hash,
     )
-    if not result.created:
-        return result.messages, 200
-    ctx.metrics.messages_stored.labels(result.channel.value).inc(result.stored)
-    return result.messages, 201
+    return result.messages, 201 if result.created else 200
 
 
 _CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "A concurrent write conflicted with this one: retry"}
 }
-_REPLAY: dict[int | str, dict[str, Any]] = {
-    200: {"model": MessageRead, "description": "A replay: the original, nothing stored"},
-    **_CONFLICT,
-}
-_BATCH_REPLAY: dict[int | str, dict[str, Any]] = {
-    200: {"model": MessageList, "description": "Every message was a replay: nothing stored"},
-    **_CONFLICT,
-}
 
 
-@router.post("", status_code=201, response_model=MessageRead, responses=_REPLAY)
-def append_message(
+def _append_one(
+    ctx: RequestContext, conversation_id: uuid.UUID, body: bytes, key: str | None
+) -> Response:
+    ctx.caller()
+    message = _validate(MessageCreate, _parse(body))
+    path = f"/v1/conversations/{conversation_id}/messages"
+    rows, status = _store(ctx, conversation_id, [message], key, path)
+    return _json(MessageRead.model_validate(rows[0]), status)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=MessageRead,
+    responses={
+        200: {"model": MessageRead, "description": "A replay: the original, nothing stored"},
+        **_CONFLICT,
+    },
+    openapi_extra=_request_body(MessageCreate),
+)
+async def append_message(
     conversation_id: uuid.UUID,
-    body: MessageCreate,
+    request: Request,
     ctx: Ctx,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -111,15 +147,36 @@ def append_message(
     inbox or conversation) answers 200 with the original and stores nothing. An
     `Idempotency-Key` reused with a different body answers 422.
     """
-    path = f"/v1/conversations/{conversation_id}/messages"
-    rows, status = _store(ctx, conversation_id, [body], idempotency_key, path)
-    return _json(MessageRead.model_validate(rows[0]), status)
+    body = await request.body()
+    return await run_in_threadpool(_append_one, ctx, conversation_id, body, idempotency_key)
 
 
-@router.post("/batch", status_code=201, response_model=MessageList, responses=_BATCH_REPLAY)
-def append_batch(
+def _append_batch(
+    ctx: RequestContext, conversation_id: uuid.UUID, body: bytes, key: str | None
+) -> Response:
+    ctx.caller()
+    data = _parse(body)
+    if isinstance(data, dict) and isinstance(data.get("messages"), list):
+        ctx.ingest.check_count(len(data["messages"]))
+    batch = _validate(MessageBatch, data)
+    path = f"/v1/conversations/{conversation_id}/messages/batch"
+    rows, status = _store(ctx, conversation_id, batch.messages, key, path)
+    return _json(MessageList.model_validate({"data": rows}), status)
+
+
+@router.post(
+    "/batch",
+    status_code=201,
+    response_model=MessageList,
+    responses={
+        200: {"model": MessageList, "description": "Every message was a replay: nothing stored"},
+        **_CONFLICT,
+    },
+    openapi_extra=_request_body(MessageBatch),
+)
+async def append_batch(
     conversation_id: uuid.UUID,
-    body: MessageBatch,
+    request: Request,
     ctx: Ctx,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -128,28 +185,38 @@ def append_batch(
     New messages take seqs in `occurred_at` order; the answer lists them in request order.
     Messages whose `external_message_id` is already stored are answered, not stored again.
     """
-    path = f"/v1/conversations/{conversation_id}/messages/batch"
-    rows, status = _store(ctx, conversation_id, body.messages, idempotency_key, path)
-    return _json(MessageList.model_validate({"data": rows}), status)
+    body = await request.body()
+    return await run_in_threadpool(_append_batch, ctx, conversation_id, body, idempotency_key)
+
+
+class MessagePage(BaseModel):
+    """Which messages to list; unknown parameters are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after_seq: int | None = Field(None, ge=0, le=INT32_MAX)
+    before_seq: int | None = Field(None, ge=0, le=INT32_MAX)
+    latest: bool = Field(
+        False, description="The newest `limit` messages (below `before_seq`), in seq order."
+    )
+    limit: int = Field(100, ge=1, le=500)
+    cursor: str | None = Field(
+        None, max_length=512, description="The `next_cursor` of the previous page."
+    )
 
 
 @router.get("", response_model=MessageList)
 def list_messages(
     conversation_id: uuid.UUID,
     ctx: Ctx,
-    after_seq: Seq = None,
-    before_seq: Seq = None,
-    latest: Annotated[
-        bool, Query(description="The newest `limit` messages (below `before_seq`), in seq order.")
-    ] = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    cursor: Cursor = None,
+    page: Annotated[MessagePage, Query()],
 ) -> Response:
     """Messages in `seq` order. Page forward with `after_seq` (or `next_cursor`); with
     `latest=true`, page backward from the newest."""
     caller = ctx.caller()
-    if cursor:
-        direction, seq = pagination.decode(cursor, kinds=(str, int))
+    after_seq, before_seq, latest = page.after_seq, page.before_seq, page.latest
+    if page.cursor:
+        direction, seq = pagination.decode(page.cursor, kinds=(str, int))
         if not 0 <= seq <= INT32_MAX:
             raise InvalidCursor("the cursor is not one this server issued")
         if direction == "after":
@@ -164,7 +231,7 @@ def list_messages(
         conversation_id,
         after_seq=after_seq,
         before_seq=before_seq,
-        limit=limit,
+        limit=page.limit,
         latest=latest,
     )
     next_cursor = None

@@ -1,0 +1,39 @@
+"""Pruning: expired idempotency keys, deleted in small batches, once an hour.
+
+Runs beside the API in ``threadline serve`` (started by the app's lifespan) and on demand
+with ``threadline db prune``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import anyio
+
+from threadline.logs import get_logger
+from threadline.settings import Settings
+from threadline.store import idempotency
+from threadline.store.database import Database
+
+log = get_logger(__name__)
+
+#: Seconds between two prunes.
+EVERY = 3600.0
+
+
+def prune_once(db: Database, settings: Settings) -> int:
+    """Delete the idempotency keys older than ``idempotency_ttl_hours``; answers how many."""
+    return idempotency.prune(db, timedelta(hours=settings.idempotency_ttl_hours))
+
+
+async def prune_forever(db: Database, settings: Settings) -> None:
+    """Prune now and then every ``EVERY`` seconds; a failed round is logged, not fatal."""
+    while True:
+        try:
+            count = await anyio.to_thread.run_sync(prune_once, db, settings)
+        except Exception as exc:  # the next round tries again; the API keeps serving
+            log.warning("prune_failed", error_type=type(exc).__name__)
+        else:
+            if count:
+                log.info("idempotency_keys_pruned", count=count)
+        await anyio.sleep(EVERY)
