@@ -13,7 +13,7 @@ from threadline import __version__
 from threadline.api import errors, ops, v1
 from threadline.api.middleware import Observability, RequestGuard, RequestId
 from threadline.ingest import Ingest
-from threadline.jobs.prune import prune_forever
+from threadline.jobs import LOOPS
 from threadline.logs import configure_logging, get_logger
 from threadline.metrics import Metrics
 from threadline.settings import Settings
@@ -36,7 +36,7 @@ Errors are JSON: `{"error": {"code", "message", "details"}}`.
 BackgroundTask = Callable[[Database, Settings], Awaitable[None]]
 
 #: The background tasks every app runs unless ``create_app`` is given others.
-BACKGROUND_TASKS: tuple[BackgroundTask, ...] = (prune_forever,)
+BACKGROUND_TASKS: tuple[BackgroundTask, ...] = LOOPS
 
 
 def create_app(
