@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -758,6 +759,27 @@ def test_unknown_query_parameter_is_422(api: TestClient, db: Database, cid: str)
         f"/v1/conversations/{cid}/messages?dry_run=1", json={"role": "user", "content": "hi"}
     )
     rejected(db, send, 422, "invalid_input")
+
+
+def test_every_v1_route_refuses_unknown_query_parameters(app, api: TestClient) -> None:  # type: ignore[no-untyped-def]
+    """Each route reads its query through a model that forbids extras (routes without
+    parameters take ``NoQueryParams``), so a route added later cannot forget it."""
+
+    def check(route_method: tuple[str, str]) -> None:
+        path, method = route_method
+        url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path) + "?zz_unknown=1"
+        r = api.request(method, url, json={})
+        error = assert_error(r, 422, "invalid_input")
+        assert error["details"]["parameters"] == ["zz_unknown"], error
+
+    routes = [
+        (path, method.upper())
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/v1/")
+        for method in operations
+    ]
+    assert len(routes) >= 12
+    each(((f"{m} {p}", (p, m)) for p, m in routes), check)
 
 
 def test_invalid_uuid_is_422(api: TestClient, db: Database) -> None:

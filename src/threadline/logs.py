@@ -49,6 +49,7 @@ def _configure_stdlib(level: int, renderer: structlog.typing.Processor) -> None:
     """Render standard-library log records like our own events, on standard error."""
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,  # the request id, for uvicorn's lines too
             structlog.stdlib.add_logger_name,
             structlog.stdlib.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

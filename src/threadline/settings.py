@@ -68,6 +68,11 @@ class Settings(BaseSettings):
         "FULL",
         description="FULL makes every acknowledged write survive power loss; NORMAL only a crash.",
     )
+    sqlite_busy_timeout_ms: int = Field(
+        5_000,
+        ge=0,
+        description="How long a SQLite write waits for another process's lock; then 503.",
+    )
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process.")
 
     @model_validator(mode="after")

@@ -47,11 +47,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings)
-    database = db or Database.from_url(
-        settings.database_url,
-        sqlite_synchronous=settings.sqlite_synchronous,
-        pool_size=settings.db_pool_size,
-    )
+    database = db or Database.from_settings(settings)
     app = FastAPI(
         title="Threadline",
         version=__version__,

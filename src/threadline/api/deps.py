@@ -11,11 +11,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
-from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 
-from threadline.domain.errors import InvalidInput, Unauthenticated
+from threadline.domain.errors import Unauthenticated
 from threadline.ingest import Ingest
 from threadline.metrics import Metrics
 from threadline.settings import Settings
@@ -28,9 +26,9 @@ class RequestContext:
     """What a ``/v1`` route works with: the app's database, settings and metrics, and the
     caller behind the API key.
 
-    Resolving it checks, in this order, that an API key is there and shaped like one (else
-    401, before the body or query are looked at) and that the query names only parameters
-    the route declares (else 422: a misspelt filter must not silently widen a list). The key
+    Resolving it checks that an API key is there and shaped like one (else 401, before the
+    body or query are looked at; each route's query model then refuses unknown parameters
+    with 422, so a misspelt filter cannot silently widen a list). The key
     itself is looked up by ``caller()``, which every route calls first, in the same worker
     thread as the rest of its database work: a request makes one thread-pool hop, not two. A
     well-formed key that is unknown or revoked answers 401 there, before anything is read or
@@ -62,34 +60,10 @@ async def _context(
         raise Unauthenticated("send your API key as 'Authorization: Bearer <key>'")
     if not tenants.is_well_formed(credentials.credentials):
         raise Unauthenticated("the API key is not valid")
-    _reject_unknown_query(request)
     return RequestContext(request, credentials.credentials)
 
 
 Ctx = Annotated[RequestContext, Depends(_context)]
-
-
-def _reject_unknown_query(request: Request) -> None:
-    dependant = getattr(request.scope.get("route"), "dependant", None)
-    if dependant is None or not request.query_params:
-        return
-    unknown = sorted(set(request.query_params) - _query_names(dependant))
-    if unknown:
-        shown = [name[:64] for name in unknown[:10]]
-        raise InvalidInput(f"unknown query parameter(s): {', '.join(shown)}", parameters=shown)
-
-
-def _query_names(dependant: Dependant) -> set[str]:
-    names: set[str] = set()
-    for field in dependant.query_params:
-        model = field.field_info.annotation
-        if isinstance(model, type) and issubclass(model, BaseModel):  # a query model
-            names |= {f.alias or name for name, f in model.model_fields.items()}
-        else:
-            names.add(field.alias)
-    for sub in dependant.dependencies:
-        names |= _query_names(sub)
-    return names
 
 
 # The operational routes take the parts they need.

@@ -45,11 +45,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 def open_database(settings: Settings) -> Database:
     try:
-        return Database.from_url(
-            settings.database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            pool_size=settings.db_pool_size,
-        )
+        return Database.from_settings(settings)
     except (ValueError, sa.exc.ArgumentError) as exc:
         err.print(f"[red]error:[/red] THREADLINE_DATABASE_URL: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -34,6 +34,9 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from threadline.store.writer import GroupCommit
+
+if TYPE_CHECKING:
+    from threadline.settings import Settings
 
 _WRITE = "threadline_write"
 T = TypeVar("T")
@@ -59,11 +62,16 @@ class Database:
 
     @classmethod
     def from_url(
-        cls, url: str | URL, *, sqlite_synchronous: str = "FULL", pool_size: int = 10
+        cls,
+        url: str | URL,
+        *,
+        sqlite_synchronous: str = "FULL",
+        sqlite_busy_timeout_ms: int = 5_000,
+        pool_size: int = 10,
     ) -> Database:
         url = make_url(url)
         if url.get_backend_name() == "sqlite":
-            return cls(_sqlite_engine(url, sqlite_synchronous))
+            return cls(_sqlite_engine(url, sqlite_synchronous, sqlite_busy_timeout_ms))
         if url.get_backend_name() == "postgresql":
             if url.drivername == "postgresql":
                 url = url.set(drivername="postgresql+psycopg")
@@ -79,6 +87,16 @@ class Database:
         raise ValueError(
             f"unsupported database URL {url.render_as_string(hide_password=True)!r}: "
             "use sqlite:///path.db or postgresql+psycopg://user:pass@host/db"
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """The database the settings name, tuned as they say."""
+        return cls.from_url(
+            settings.database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            pool_size=settings.db_pool_size,
         )
 
     @property
@@ -140,7 +158,7 @@ def _commit_on_exit(session: Session) -> Iterator[None]:
     session.commit()
 
 
-def _sqlite_engine(url: URL, synchronous: str) -> Engine:
+def _sqlite_engine(url: URL, synchronous: str, busy_timeout_ms: int) -> Engine:
     in_memory = url.database in (None, "", ":memory:")
     # An in-memory database lives in one connection, so every session must share it.
     pool: dict[str, Any] = (
@@ -151,7 +169,11 @@ def _sqlite_engine(url: URL, synchronous: str) -> Engine:
         **pool,
         module=_sqlite_module(),
         hide_parameters=True,
-        connect_args={"check_same_thread": False, "isolation_level": None, "timeout": 30},
+        connect_args={
+            "check_same_thread": False,
+            "isolation_level": None,
+            "timeout": busy_timeout_ms / 1000,
+        },
     )
 
     @event.listens_for(engine, "connect")
@@ -160,15 +182,40 @@ def _sqlite_engine(url: URL, synchronous: str) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.close()
+        _load_sqlite_vec(dbapi_conn)
+
+    dbapi = engine.dialect.loaded_dbapi
 
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         # The driver runs in autocommit mode so that we choose how transactions begin: a
         # write takes the lock up front, so two writers queue instead of failing on upgrade.
         # Straight to the driver: this runs for every transaction.
-        immediate = conn.get_execution_options().get(_WRITE, False)
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")  # type: ignore[union-attr]
+        # Its errors (a lock wait that timed out) are raised as SQLAlchemy's, like any other.
+        statement = "BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN"
+        driver = conn.connection.driver_connection
+        try:
+            driver.execute(statement)  # type: ignore[union-attr]
+        except dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(
+                statement, None, exc, dbapi.Error, hide_parameters=True, dialect=conn.dialect
+            ) from exc
 
     return engine
+
+
+def _load_sqlite_vec(dbapi_conn: Any) -> None:
+    """sqlite-vec's vector functions (semantic search), where the driver can load them."""
+    try:
+        import sqlite_vec
+    except ImportError:  # pragma: no cover - semantic search is then unavailable on SQLite
+        return
+    if not hasattr(dbapi_conn, "enable_load_extension"):  # pragma: no cover - stdlib sqlite3
+        return
+    dbapi_conn.enable_load_extension(True)
+    try:
+        sqlite_vec.load(dbapi_conn)
+    finally:
+        dbapi_conn.enable_load_extension(False)

@@ -63,6 +63,10 @@ class QueryParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class NoQuery(QueryParams):
+    """The query of a route that takes no parameters: any parameter is unknown (422)."""
+
+
 class PageQuery(QueryParams):
     """The paging parameters of a list."""
 

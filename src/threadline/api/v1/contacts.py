@@ -13,13 +13,14 @@ from threadline.api.schemas.contacts import (
     ContactRead,
     ContactUpdate,
 )
+from threadline.api.v1.params import NoQueryParams
 from threadline.store import contacts
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
 
 @router.post("", status_code=201, response_model=ContactRead, responses={409: {}})
-def create_contact(body: ContactCreate, ctx: Ctx) -> ContactRead:
+def create_contact(body: ContactCreate, ctx: Ctx, _: NoQueryParams) -> ContactRead:
     """Create a contact. A phone or email another contact already has answers 409."""
     caller = ctx.caller()
     contact = contacts.create(ctx.db, caller.tenant_id, body.model_dump())
@@ -37,13 +38,15 @@ def list_contacts(ctx: Ctx, query: Annotated[ContactListQuery, Query()]) -> Page
 
 
 @router.get("/{contact_id}", response_model=ContactRead)
-def get_contact(contact_id: uuid.UUID, ctx: Ctx) -> ContactRead:
+def get_contact(contact_id: uuid.UUID, ctx: Ctx, _: NoQueryParams) -> ContactRead:
     caller = ctx.caller()
     return ContactRead.model_validate(contacts.get(ctx.db, caller.tenant_id, contact_id))
 
 
 @router.patch("/{contact_id}", response_model=ContactRead, responses={409: {}})
-def update_contact(contact_id: uuid.UUID, body: ContactUpdate, ctx: Ctx) -> ContactRead:
+def update_contact(
+    contact_id: uuid.UUID, body: ContactUpdate, ctx: Ctx, _: NoQueryParams
+) -> ContactRead:
     caller = ctx.caller()
     contact = contacts.update(
         ctx.db, caller.tenant_id, contact_id, body.model_dump(exclude_unset=True)
@@ -52,7 +55,7 @@ def update_contact(contact_id: uuid.UUID, body: ContactUpdate, ctx: Ctx) -> Cont
 
 
 @router.delete("/{contact_id}", status_code=204)
-def delete_contact(contact_id: uuid.UUID, ctx: Ctx) -> Response:
+def delete_contact(contact_id: uuid.UUID, ctx: Ctx, _: NoQueryParams) -> Response:
     """Delete a contact and everything of theirs: identities, conversations, messages."""
     caller = ctx.caller()
     contacts.delete(ctx.db, caller.tenant_id, contact_id)

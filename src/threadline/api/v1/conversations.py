@@ -18,13 +18,14 @@ from threadline.api.schemas.conversations import (
     EventRead,
 )
 from threadline.api.schemas.messages import MessageRead
+from threadline.api.v1.params import NoQueryParams
 from threadline.store import conversations, messages
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 
 
 @router.post("", status_code=201, response_model=ConversationRead)
-def create_conversation(body: ConversationCreate, ctx: Ctx) -> ConversationRead:
+def create_conversation(body: ConversationCreate, ctx: Ctx, _: NoQueryParams) -> ConversationRead:
     """Start a conversation with an existing contact (`contact_id`) or one described by
     `contact` (matched by phone, then email, else created)."""
     caller = ctx.caller()
@@ -73,7 +74,7 @@ def get_conversation(
 
 @router.patch("/{conversation_id}", response_model=ConversationRead, responses={409: {}})
 def update_conversation(
-    conversation_id: uuid.UUID, body: ConversationUpdate, ctx: Ctx
+    conversation_id: uuid.UUID, body: ConversationUpdate, ctx: Ctx, _: NoQueryParams
 ) -> ConversationRead:
     """Change status, title, assignee or metadata. A status change the state machine
     forbids (for example archived -> waiting) answers 409."""

@@ -15,12 +15,13 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from threadline.api.deps import Ctx, RequestContext
-from threadline.api.schemas.common import INT32_MAX
+from threadline.api.schemas.common import INT32_MAX, QueryParams
 from threadline.api.schemas.messages import MessageBatch, MessageCreate, MessageList, MessageRead
+from threadline.api.v1.params import NoQueryParams
 from threadline.domain.errors import InvalidCursor
 from threadline.store import idempotency, messages, pagination
 
@@ -106,6 +107,7 @@ def _store(
         [m.to_columns() for m in items],
         idempotency_key=key,
         request_hash=request_hash,
+        send=[m.send for m in items],
     )
     return result.messages, 201 if result.created else 200
 
@@ -139,6 +141,7 @@ async def append_message(
     conversation_id: uuid.UUID,
     request: Request,
     ctx: Ctx,
+    _: NoQueryParams,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Append one message; it gets the conversation's next `seq`.
@@ -178,6 +181,7 @@ async def append_batch(
     conversation_id: uuid.UUID,
     request: Request,
     ctx: Ctx,
+    _: NoQueryParams,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Append many messages at once, all or nothing (history import).
@@ -189,10 +193,8 @@ async def append_batch(
     return await run_in_threadpool(_append_batch, ctx, conversation_id, body, idempotency_key)
 
 
-class MessagePage(BaseModel):
+class MessagePage(QueryParams):
     """Which messages to list; unknown parameters are an error."""
-
-    model_config = ConfigDict(extra="forbid")
 
     after_seq: int | None = Field(None, ge=0, le=INT32_MAX)
     before_seq: int | None = Field(None, ge=0, le=INT32_MAX)
