@@ -10,8 +10,9 @@ exception:
   them, deleting one contact scans every message, suggestion and action log once per deleted
   row. Those of nullable, mostly empty columns are partial (``WHERE column IS NOT NULL``);
 - cross-tenant maintenance and work queues, which by nature look at every tenant: the
-  deliveries that are due (``ix_message_deliveries_due``) and the idempotency keys old
-  enough to prune (``ix_idempotency_keys_created_at``).
+  deliveries that are due (``ix_message_deliveries_due``), the agent jobs that are due
+  (``ix_agent_jobs_due``) and the idempotency keys old enough to prune
+  (``ix_idempotency_keys_created_at``).
 
 Messages are an append-only log of content and identity: what changes after a message is
 stored lives beside it, one row per message (``message_deliveries``,
@@ -132,7 +133,53 @@ class Agent(Base):
     kind: Mapped[enums.AgentKind] = mapped_column(enum_type(enums.AgentKind, "agent_kind"))
     model: Mapped[str | None] = mapped_column(sa.String(200))
     system_prompt: Mapped[str | None] = mapped_column(sa.Text)
+    #: The functions the model may call, as OpenAI tool specs.
+    tools: Mapped[Any] = _json()
     settings: Mapped[dict[str, Any]] = _json(nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+_AGENT_JOB_DUE = sa.text("status = 'queued'")
+
+
+class AgentJob(Base):
+    """Work for the agent loop: a reply, a score or a summary of one conversation.
+
+    ``trigger_seq`` is the last message's seq when the job was queued: at most one job per
+    (conversation, kind, trigger_seq), so a poll that finds the same inbound message twice,
+    or two workers that find it at once, queue it once.
+    """
+
+    __tablename__ = "agent_jobs"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "conversation_id", "kind", "trigger_seq"),
+        # The loop's queue, across tenants (see the module docstring): partial, so it holds
+        # only the jobs still to run.
+        sa.Index(
+            "ix_agent_jobs_due",
+            "status",
+            "run_after",
+            sqlite_where=_AGENT_JOB_DUE,
+            postgresql_where=_AGENT_JOB_DUE,
+        ),
+        _fk_lookup("conversation_id", nullable=False),
+        _fk_lookup("agent_id"),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    conversation_id: Mapped[uuid.UUID] = _fk("conversations.id", "CASCADE", nullable=False)
+    agent_id: Mapped[uuid.UUID | None] = _fk("agents.id", "SET NULL")
+    #: reply, score or summary.
+    kind: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    #: queued, running, done, failed or skipped.
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    trigger_seq: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    attempts: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, default=0, server_default=sa.text("0")
+    )
+    run_after: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 

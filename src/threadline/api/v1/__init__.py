@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from threadline.api.schemas.common import ErrorResponse
-from threadline.api.v1 import contacts, conversations, messages
+from threadline.api.v1 import agents, contacts, context, conversations, messages
 
 _ERRORS = {
     code: {"model": ErrorResponse, "description": text}
@@ -22,3 +22,5 @@ router = APIRouter(prefix="/v1", responses=_ERRORS)  # type: ignore[arg-type]
 router.include_router(messages.router)
 router.include_router(conversations.router)
 router.include_router(contacts.router)
+router.include_router(context.router)
+router.include_router(agents.router)
