@@ -16,6 +16,7 @@ from threadline.api.schemas.agents import (
     PreviewRead,
     PreviewRequest,
 )
+from threadline.api.v1.params import NoQueryParams
 from threadline.context.templates import render_prompt
 from threadline.store import agents
 
@@ -27,7 +28,7 @@ def _read(agent: object) -> AgentRead:
 
 
 @router.post("", status_code=201, response_model=AgentRead, responses={409: {}})
-def create_agent(body: AgentCreate, ctx: Ctx) -> AgentRead:
+def create_agent(body: AgentCreate, ctx: Ctx, _: NoQueryParams) -> AgentRead:
     """An agent. Its `system_prompt` template is checked now (422 with the line when it is
     not valid); `tools` are OpenAI function specs."""
     caller = ctx.caller()
@@ -35,26 +36,28 @@ def create_agent(body: AgentCreate, ctx: Ctx) -> AgentRead:
 
 
 @router.get("", response_model=AgentList)
-def list_agents(ctx: Ctx) -> AgentList:
+def list_agents(ctx: Ctx, _: NoQueryParams) -> AgentList:
     caller = ctx.caller()
     return AgentList(data=[_read(a) for a in agents.list_all(ctx.db, caller.tenant_id)])
 
 
 @router.get("/{agent_id}", response_model=AgentRead)
-def get_agent(agent_id: uuid.UUID, ctx: Ctx) -> AgentRead:
+def get_agent(agent_id: uuid.UUID, ctx: Ctx, _: NoQueryParams) -> AgentRead:
     caller = ctx.caller()
     return _read(agents.get(ctx.db, caller.tenant_id, agent_id))
 
 
 @router.patch("/{agent_id}", response_model=AgentRead, responses={409: {}})
-def update_agent(agent_id: uuid.UUID, body: AgentUpdate, ctx: Ctx) -> AgentRead:
+def update_agent(agent_id: uuid.UUID, body: AgentUpdate, ctx: Ctx, _: NoQueryParams) -> AgentRead:
     caller = ctx.caller()
     fields = body.model_dump(exclude_unset=True)
     return _read(agents.update(ctx.db, caller.tenant_id, agent_id, fields))
 
 
 @router.post("/{agent_id}/preview", response_model=PreviewRead)
-def preview_prompt(agent_id: uuid.UUID, body: PreviewRequest, ctx: Ctx) -> PreviewRead:
+def preview_prompt(
+    agent_id: uuid.UUID, body: PreviewRequest, ctx: Ctx, _: NoQueryParams
+) -> PreviewRead:
     """The agent's system prompt as it would be rendered for `conversation_id`, and the
     variables it uses that have no value there."""
     caller = ctx.caller()
