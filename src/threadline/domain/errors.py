@@ -12,11 +12,13 @@ The tree::
     │   └── IdempotencyMismatch  an Idempotency-Key reused with a different body
     ├── PayloadTooLarge          content over the configured limit
     ├── Unauthenticated          missing, unknown or revoked API key
+    ├── ModelNotConfigured       an AI call with no model set (a Conflict: 409)
     ├── MigrationRequired        the database schema is not at the code's head
     └── Unavailable              the database cannot serve the request now (retry later)
         ├── DatabaseBusy         another writer holds the lock; a lock or statement timed out
         ├── DatabaseUnavailable  the database is unreachable, or its schema is missing
-        └── DatabaseReadOnly     the database only accepts reads (a read-only file, a standby)
+        ├── DatabaseReadOnly     the database only accepts reads (a read-only file, a standby)
+        └── ModelFailed          the model endpoint failed, timed out or answered nonsense
 
 Services raise these; only the edges translate them (HTTP status in ``api/errors.py``,
 exit codes in the CLI).
@@ -50,6 +52,13 @@ class InvalidTransition(Conflict):
 
 class AlreadyExists(Conflict):
     code = "already_exists"
+
+
+class ModelNotConfigured(Conflict):
+    """An AI call (reply, score, summary) with no model: set ``THREADLINE_LLM_MODEL`` or the
+    agent's ``model``."""
+
+    code = "model_not_configured"
 
 
 class InvalidInput(ThreadlineError):
@@ -152,3 +161,9 @@ class DatabaseUnavailable(Unavailable):
 class DatabaseReadOnly(Unavailable):
     code = "database_read_only"
     retry_after = 30
+
+
+class ModelFailed(Unavailable):
+    """The model endpoint failed, timed out, or answered what cannot be used."""
+
+    code = "model_failed"
