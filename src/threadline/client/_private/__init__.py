@@ -1,0 +1,1 @@
+"""The SDK's internals: nothing here is public; import from ``threadline.client``."""
