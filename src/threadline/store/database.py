@@ -162,7 +162,9 @@ def _sqlite_engine(url: URL, synchronous: str, busy_timeout_ms: int) -> Engine:
     in_memory = url.database in (None, "", ":memory:")
     # An in-memory database lives in one connection, so every session must share it.
     pool: dict[str, Any] = (
-        {"poolclass": sa.pool.StaticPool} if in_memory else {"pool_size": 8, "max_overflow": 8}
+        # A connection per thread-pool worker (40 by default): SQLite connections are cheap,
+        # and one opened and closed per request under load costs its PRAGMAs every time.
+        {"poolclass": sa.pool.StaticPool} if in_memory else {"pool_size": 40, "max_overflow": 8}
     )
     engine = sa.create_engine(
         url,
