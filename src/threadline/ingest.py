@@ -79,9 +79,11 @@ class Ingest:
         *,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        send: bool | Sequence[bool] = False,
     ) -> Appended:
         """Store ``items`` at the end of a conversation, all or nothing (see
-        ``store.messages.append`` for replays and ordering)."""
+        ``store.messages.append`` for replays and ordering); with ``send`` (one flag, or one
+        per item) the new messages are queued for delivery in the same transaction."""
         self.check_count(len(items))
         self.check_sizes(items)
         result = messages.append(
@@ -91,6 +93,7 @@ class Ingest:
             items,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
+            send=send,
         )
         if result.created and self.metrics is not None:
             self.metrics.messages_stored.labels(result.channel.value).inc(result.stored)

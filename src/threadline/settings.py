@@ -74,6 +74,32 @@ class Settings(BaseSettings):
         description="How long a SQLite write waits for another process's lock; then 503.",
     )
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process.")
+    worker_in_serve: bool = Field(
+        True,
+        description="`threadline serve` runs the background loops (delivery ...) in-process; "
+        "false leaves them to `threadline worker`.",
+    )
+    delivery_concurrency: int = Field(
+        8, ge=1, le=256, description="Messages one worker sends at the same time."
+    )
+    delivery_timeout_seconds: float = Field(
+        15, gt=0, description="Longest wait for a provider's API to answer one send."
+    )
+    delivery_lease_seconds: float = Field(
+        120,
+        gt=0,
+        description="How long a claimed delivery stays with its worker; after that (a crashed "
+        "worker) another checks with the provider and finishes it.",
+    )
+    delivery_max_attempts: int = Field(
+        8, ge=1, description="Tries per message before it is marked failed."
+    )
+    delivery_backoff_seconds: float = Field(
+        5, gt=0, description="Wait before the first retry; doubled each time, with jitter."
+    )
+    delivery_poll_seconds: float = Field(
+        1, gt=0, description="How often an idle worker looks for messages to send."
+    )
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

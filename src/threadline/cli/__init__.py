@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from threadline.cli import db, serve, tenants
+from threadline.cli import db, serve, tenants, worker
 
 app = typer.Typer(
     name="threadline",
@@ -13,6 +13,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.command("serve")(serve.serve)
+app.command("worker")(worker.worker)
 app.add_typer(db.app, name="db")
 app.add_typer(tenants.tenant_app, name="tenant")
 app.add_typer(tenants.key_app, name="key")

@@ -19,7 +19,8 @@ def serve(
     """Start the server: upgrade the schema if needed, then serve the API on HOST:PORT.
 
     On the first start with an empty database it creates the 'default' tenant and an admin
-    API key, and prints the key once.
+    API key, and prints the key once. Unless THREADLINE_WORKER_IN_SERVE=false it also runs
+    the background loops (sending queued messages, pruning), as `threadline worker` does.
     """
     # The web stack is imported here, not at module level, so that the other commands start
     # without paying for it.
@@ -44,7 +45,9 @@ def serve(
     if token:
         _print_first_start(base, token)
     out.print(f"API on {base}/v1  ·  docs on {base}/docs  ·  database {_safe(settings)}")
-    app = create_app(settings, db)
+    from threadline.jobs import LOOPS
+
+    app = create_app(settings, db, background=LOOPS if settings.worker_in_serve else ())
     uvicorn.run(
         app,
         http=HttpToolsJSONProtocol,  # JSON answers for requests the parser refuses

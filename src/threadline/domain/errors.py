@@ -6,7 +6,8 @@ The tree::
     ├── NotFound                 an id that does not exist for the caller's tenant
     ├── Conflict                 the request clashes with the current state
     │   ├── InvalidTransition    a status change the state machine forbids
-    │   └── AlreadyExists        a unique value (slug, email, phone) is taken
+    │   ├── AlreadyExists        a unique value (slug, email, phone) is taken
+    │   └── WindowClosed         a free-form WhatsApp message outside the 24-hour window
     ├── InvalidInput             well-formed JSON that breaks a rule of the model
     │   ├── InvalidCursor        a pagination cursor we did not issue
     │   └── IdempotencyMismatch  an Idempotency-Key reused with a different body
@@ -52,6 +53,12 @@ class InvalidTransition(Conflict):
 
 class AlreadyExists(Conflict):
     code = "already_exists"
+
+
+class WindowClosed(Conflict):
+    """The channel only takes a template now (WhatsApp, 24 hours after the contact wrote)."""
+
+    code = "window_closed"
 
 
 class ModelNotConfigured(Conflict):

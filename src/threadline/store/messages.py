@@ -47,6 +47,7 @@ from threadline.domain.enums import (
 )
 from threadline.domain.errors import IdempotencyMismatch, InvalidInput, NotFound
 from threadline.domain.ids import new_id
+from threadline.store import deliveries as outbound
 from threadline.store import idempotency
 from threadline.store.bulk_insert import BulkInsert
 from threadline.store.conversations import status_change_data
@@ -165,6 +166,7 @@ def append(
     *,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
+    send: bool | Sequence[bool] = False,
 ) -> Appended:
     """Store ``items`` (field values) at the end of a conversation, all or nothing.
 
@@ -172,13 +174,22 @@ def append(
     ``request_hash``, else by the items themselves) answers the first call's messages and
     stores nothing; the same key with another request or conversation raises
     ``IdempotencyMismatch``.
+
+    ``send`` (for all items, or one flag per item) queues the new messages for delivery
+    through the conversation's inbox, in the same transaction (``store/deliveries.py``);
+    a replayed message is answered, not queued again.
     """
     check_batch(items)
+    flags = [send] * len(items) if isinstance(send, bool) else list(send)
+    if len(flags) != len(items):
+        raise InvalidInput("send needs one flag per message")
     if idempotency_key is not None and request_hash is None:
         request_hash = idempotency.fingerprint(items)
 
     def work(conn: sa.Connection) -> Appended:
-        return _append(conn, tenant_id, conversation_id, items, idempotency_key, request_hash)
+        return _append(
+            conn, tenant_id, conversation_id, items, idempotency_key, request_hash, flags
+        )
 
     for attempt in (1, 2):
         try:
@@ -248,6 +259,7 @@ def _append(
     items: Sequence[dict[str, Any]],
     idempotency_key: str | None,
     request_hash: str | None,
+    send: Sequence[bool] = (),
 ) -> Appended:
     lock = _CONVERSATION.with_for_update() if conn.dialect.name == "postgresql" else _CONVERSATION
     found = conn.execute(lock, {"t": tenant_id, "c": conversation_id}).mappings().first()
@@ -272,13 +284,16 @@ def _append(
     now = utcnow()
     answer: list[dict[str, Any]] = []
     new: list[dict[str, Any]] = []
-    for item in items:
+    to_send: list[dict[str, Any]] = []
+    for item, flag in zip(items, send or [False] * len(items), strict=True):
         ext = item.get("external_message_id")
         if ext in existing:
             answer.append(existing[ext])
         else:
             new.append(_fields(item, tenant_id, conversation_id, conv["inbox_id"], now))
             answer.append(new[-1])
+            if flag:
+                to_send.append(new[-1])
     if not new:
         # Every item was already stored. The key is still recorded (with an empty seq range),
         # so reusing it later with a different body is refused like any other reuse.
@@ -289,6 +304,7 @@ def _append(
             )
         return Appended(answer, created=False, channel=channel)
     _check_parents(conn, tenant_id, new)
+    outbound.prepare(conn, tenant_id, conv, to_send, now)
     new.sort(key=lambda r: r["occurred_at"])  # stable: equal times keep request order
     for offset, fields in enumerate(new, start=1):
         fields["seq"] = conv["last_seq"] + offset
@@ -386,6 +402,7 @@ def _insert(conn: sa.Connection, new: list[dict[str, Any]]) -> None:
                 side
                 | delivery
                 | {"id": new_id(), "inbox_id": fields["inbox_id"], "attempts": 0}
+                | {"next_attempt_at": fields.get("next_attempt_at")}
                 | {"updated_at": fields["created_at"]}
             )
         if any(fields[f] is not None for f in MODEL_FIELDS):

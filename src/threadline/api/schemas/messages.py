@@ -97,6 +97,13 @@ class MessageCreate(Input):
     occurred_at: Timestamp | None = Field(
         None, description="When it really happened (provider or client time); defaults to now."
     )
+    send: bool = Field(
+        False,
+        description="Send it through the conversation's inbox: stored with delivery_status "
+        "queued, then sent by a worker. Outbound messages only; the conversation needs an "
+        "inbox (else 422). On WhatsApp outside the 24-hour window only a template "
+        '(message_type "template", channel_data.template) may be sent (else 409).',
+    )
 
     @model_validator(mode="after")
     def _roles(self) -> MessageCreate:
@@ -109,7 +116,7 @@ class MessageCreate(Input):
         return self
 
     def to_columns(self) -> dict[str, Any]:
-        data = self.model_dump(exclude_unset=True, mode="python")
+        data = self.model_dump(exclude_unset=True, exclude={"send"}, mode="python")
         if self.tool_calls is not None:
             data["tool_calls"] = [c.model_dump(mode="json") for c in self.tool_calls]
         return data

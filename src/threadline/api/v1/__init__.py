@@ -3,7 +3,14 @@
 from fastapi import APIRouter
 
 from threadline.api.schemas.common import ErrorResponse
-from threadline.api.v1 import agents, contacts, context, conversations, messages
+from threadline.api.v1 import (
+    agents,
+    contacts,
+    context,
+    conversations,
+    message_events,
+    messages,
+)
 
 _ERRORS = {
     code: {"model": ErrorResponse, "description": text}
@@ -22,5 +29,6 @@ router = APIRouter(prefix="/v1", responses=_ERRORS)  # type: ignore[arg-type]
 router.include_router(messages.router)
 router.include_router(conversations.router)
 router.include_router(contacts.router)
+router.include_router(message_events.router)
 router.include_router(context.router)
 router.include_router(agents.router)

@@ -107,6 +107,7 @@ def _store(
         [m.to_columns() for m in items],
         idempotency_key=key,
         request_hash=request_hash,
+        send=[m.send for m in items],
     )
     return result.messages, 201 if result.created else 200
 
