@@ -59,9 +59,9 @@ InboxLoader = Callable[[Database, uuid.UUID, uuid.UUID], InboxConfig]
 def inbox_loader(settings: Settings) -> InboxLoader:
     """``store.inboxes.config_for`` with the worker's settings: the inbox with its
     decrypted credentials and webhook URLs."""
-    inboxes: Any = importlib.import_module("threadline.store.inboxes")
 
     def load(db: Database, tenant_id: uuid.UUID, inbox_id: uuid.UUID) -> InboxConfig:
+        inboxes: Any = importlib.import_module("threadline.store.inboxes")
         return inboxes.config_for(db, tenant_id, inbox_id, settings)  # type: ignore[no-any-return]
 
     return load
