@@ -5,11 +5,14 @@ from fastapi import APIRouter
 from threadline.api.schemas.common import ErrorResponse
 from threadline.api.v1 import (
     agents,
+    analytics,
     contacts,
     context,
     conversations,
     message_events,
     messages,
+    replies,
+    suggestions,
 )
 
 _ERRORS = {
@@ -32,3 +35,6 @@ router.include_router(contacts.router)
 router.include_router(message_events.router)
 router.include_router(context.router)
 router.include_router(agents.router)
+router.include_router(replies.router)
+router.include_router(suggestions.router)
+router.include_router(analytics.router)
