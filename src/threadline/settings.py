@@ -74,6 +74,39 @@ class Settings(BaseSettings):
         description="How long a SQLite write waits for another process's lock; then 503.",
     )
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process.")
+    llm_base_url: str | None = Field(
+        None,
+        description="Base URL of an OpenAI-compatible API (e.g. https://api.openai.com/v1); "
+        "unset with an API key set means OpenAI's own.",
+    )
+    llm_api_key: SecretStr | None = Field(None, description="API key for THREADLINE_LLM_BASE_URL.")
+    llm_model: str | None = Field(
+        None,
+        description="The model agents use unless they name their own; unset, AI calls answer "
+        "409 model_not_configured.",
+    )
+    llm_timeout_seconds: float = Field(
+        60, gt=0, description="Longest wait for one model call before it counts as failed."
+    )
+    context_max_tokens: int = Field(
+        8_000, ge=1, description="Token budget of a context window unless the caller sets one."
+    )
+    agent_poll_seconds: float = Field(
+        1.0, gt=0, description="How often the agent loop looks for work (inbound messages, jobs)."
+    )
+    agent_max_tool_rounds: int = Field(
+        5, ge=1, description="Most model calls with tool results before an agent must answer."
+    )
+    session_gap_hours: float = Field(
+        24,
+        gt=0,
+        description="Idle time that ends one session of a conversation and starts another.",
+    )
+    summary_after_messages: int = Field(
+        200,
+        ge=2,
+        description="Messages past the last summary after which the agent loop writes a new one.",
+    )
     worker_in_serve: bool = Field(
         True,
         description="`threadline serve` runs the background loops (delivery ...) in-process; "
