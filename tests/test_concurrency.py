@@ -221,11 +221,12 @@ def test_concurrent_external_id_in_one_conversation_stores_once(db: Database, te
 def test_concurrent_external_id_across_one_inbox_stores_once(db: Database, tenant: Any) -> None:
     """Two conversations of one inbox: no shared row lock, so the unique index decides."""
     inbox = Inbox(
+        provider="twilio",
         tenant_id=tenant.tenant_id,
         channel=Channel.SMS,
         name="Line",
         address="+14155550199",
-        mode=InboxMode.AUTO_SEND,
+        mode=InboxMode.AUTO,
         settings={},
     )
     with db.write() as s:

@@ -61,11 +61,12 @@ def _new_conversation(api: TestClient, **fields: Any) -> Json:
 def _make_inbox(db: Database, tenant_id: uuid.UUID) -> uuid.UUID:
     """An SMS inbox, written straight to the store (the inbox API is not built yet)."""
     inbox = Inbox(
+        provider="twilio",
         tenant_id=tenant_id,
         channel=Channel.SMS,
         name="Main line",
         address=f"+1415555{uuid.uuid4().int % 10_000:04d}",
-        mode=InboxMode.AUTO_SEND,
+        mode=InboxMode.AUTO,
         settings={},
         is_active=True,
     )

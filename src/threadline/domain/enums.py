@@ -63,8 +63,11 @@ class Channel(StrEnum):
 
 
 class InboxMode(StrEnum):
-    AUTO_SEND = "auto_send"
+    """What the agent does with a reply it drafts: send it, hold it for approval, or nothing."""
+
+    AUTO = "auto"
     APPROVAL = "approval"
+    OFF = "off"
 
 
 class AgentKind(StrEnum):

@@ -188,15 +188,19 @@ class Inbox(Base):
     __tablename__ = "inboxes"
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "channel", "address"),
+        sa.Index(None, "tenant_id", "created_at", "id"),
         _fk_lookup("agent_id"),
     )
     id: Mapped[uuid.UUID] = _pk()
     tenant_id: Mapped[uuid.UUID] = _tenant()
     channel: Mapped[enums.Channel] = mapped_column(enum_type(enums.Channel, "inbox_channel"))
+    #: The channels registry name of the provider behind the inbox (``twilio``, ``meta`` ...).
+    provider: Mapped[str] = mapped_column(sa.String(32), nullable=False)
     name: Mapped[str] = mapped_column(sa.String(200), nullable=False)
     address: Mapped[str] = mapped_column(sa.String(320), nullable=False)
     mode: Mapped[enums.InboxMode] = mapped_column(enum_type(enums.InboxMode, "inbox_mode"))
     agent_id: Mapped[uuid.UUID | None] = _fk("agents.id", "SET NULL")
+    #: The provider credentials, encrypted (``store/secrets.py``); never returned.
     secrets_encrypted: Mapped[str | None] = mapped_column(sa.Text)
     settings: Mapped[dict[str, Any]] = _json(nullable=False)
     is_active: Mapped[bool] = mapped_column(sa.Boolean, nullable=False, default=True)
@@ -398,6 +402,9 @@ class MessageDelivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Pull-based providers (the Zapier outbox): handed out and not yet acknowledged until
+    #: then; served again after it passes.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _updated()
 
@@ -482,17 +489,36 @@ class IdempotencyKey(Base):
 
 
 class MessageStatusEvent(Base):
+    """One delivery callback, as received. ``message_id`` is null for a callback about a
+    message we cannot find (kept, with the provider's id, and answered 200); ``status`` is
+    null for events that change no delivery status (a click, a spam report)."""
+
     __tablename__ = "message_status_events"
     __table_args__ = (
         sa.Index(None, "tenant_id", "message_id", "occurred_at"),
-        _fk_lookup("message_id", nullable=False),
+        sa.Index(
+            None,
+            "tenant_id",
+            "inbox_id",
+            "external_message_id",
+            sqlite_where=sa.text("message_id IS NULL"),
+            postgresql_where=sa.text("message_id IS NULL"),
+        ),
+        _fk_lookup("message_id"),
+        _fk_lookup("inbox_id"),
     )
     id: Mapped[uuid.UUID] = _pk()
     tenant_id: Mapped[uuid.UUID] = _tenant()
-    message_id: Mapped[uuid.UUID] = _fk("messages.id", "CASCADE", nullable=False)
-    status: Mapped[enums.DeliveryStatus] = mapped_column(
-        enum_type(enums.DeliveryStatus, "status_event_status")
+    message_id: Mapped[uuid.UUID | None] = _fk("messages.id", "CASCADE")
+    inbox_id: Mapped[uuid.UUID | None] = _fk("inboxes.id", "SET NULL")
+    #: The provider's id for the message the callback is about.
+    external_message_id: Mapped[str | None] = mapped_column(sa.String(255))
+    status: Mapped[enums.DeliveryStatus | None] = mapped_column(
+        enum_type(enums.DeliveryStatus, "status_event_status"), nullable=True
     )
+    #: The provider's own word for the event (``undelivered``, ``Bounce``, ``click`` ...).
+    provider_status: Mapped[str | None] = mapped_column(sa.String(64))
+    error_code: Mapped[str | None] = mapped_column(sa.String(64))
     error: Mapped[str | None] = mapped_column(sa.Text)
     provider_data: Mapped[Any] = _json()
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
