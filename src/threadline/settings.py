@@ -74,6 +74,20 @@ class Settings(BaseSettings):
         description="How long a SQLite write waits for another process's lock; then 503.",
     )
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connections per process.")
+    embeddings: Literal["local", "openai", "none"] = Field(
+        "local",
+        description="Vectors for semantic search: local (a model shipped with Threadline, "
+        "offline), openai (any OpenAI-compatible embeddings endpoint) or none (keyword only).",
+    )
+    embeddings_base_url: str | None = Field(
+        None, description="Base URL of the OpenAI-compatible embeddings API (openai)."
+    )
+    embeddings_api_key: SecretStr | None = Field(
+        None, description="API key for THREADLINE_EMBEDDINGS_BASE_URL."
+    )
+    embeddings_model: str | None = Field(
+        None, description="Embedding model name for openai (e.g. text-embedding-3-small)."
+    )
     llm_base_url: str | None = Field(
         None,
         description="Base URL of an OpenAI-compatible API (e.g. https://api.openai.com/v1); "

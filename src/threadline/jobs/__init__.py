@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from threadline.jobs.deliver import deliver_forever
+from threadline.jobs.embed import embed_forever
 from threadline.jobs.prune import prune_forever
 from threadline.jobs.reply import agent_forever
 from threadline.settings import Settings
@@ -20,4 +21,4 @@ from threadline.store.database import Database
 Loop = Callable[[Database, Settings], Awaitable[None]]
 
 #: The loops every server and worker runs.
-LOOPS: tuple[Loop, ...] = (prune_forever, deliver_forever, agent_forever)
+LOOPS: tuple[Loop, ...] = (prune_forever, embed_forever, deliver_forever, agent_forever)

@@ -18,6 +18,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from threadline.store import search_schema
 from threadline.store.database import Database
 from threadline.store.models import Base
 
@@ -108,11 +109,16 @@ def check(db: Database) -> CheckReport:
     """
     with db.engine.connect() as conn:
         ctx = MigrationContext.configure(
-            conn, opts={"compare_type": True, "target_metadata": Base.metadata}
+            conn,
+            opts={
+                "compare_type": True,
+                "target_metadata": Base.metadata,
+                "include_object": search_schema.include_object,
+            },
         )
         diffs = compare_metadata(ctx, Base.metadata)
         revision = ctx.get_current_revision()
-        checks = _compare_checks(conn)
+        checks = _compare_checks(conn) + search_schema.differences(conn)
     return CheckReport(revision, head(), [_describe(d) for d in _flatten(diffs)] + checks)
 
 

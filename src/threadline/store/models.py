@@ -19,6 +19,9 @@ stored lives beside it, one row per message (``message_deliveries``,
 ``message_moderation``), and model bookkeeping is one row per model call (``model_calls``).
 
 Migrations in ``store/migrations`` create exactly this; ``threadline db check`` compares them.
+Search adds what these models cannot describe (``store/search_schema.py``): SQLite's FTS5
+table over ``messages.content`` with the triggers that keep it in step, and PostgreSQL's
+full-text GIN and HNSW vector indexes; ``db check`` checks those by name.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from threadline.domain import enums
 from threadline.domain.ids import new_id
 from threadline.store.types import JSONType, UTCDateTime, enum_type, utcnow
+from threadline.store.vector import VectorType
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -621,4 +625,22 @@ class Summary(Base):
     content: Mapped[str] = mapped_column(sa.Text, nullable=False)
     model: Mapped[str | None] = mapped_column(sa.String(200))
     token_count: Mapped[int | None] = mapped_column(sa.Integer)
+    created_at: Mapped[datetime] = _created()
+
+
+class Embedding(Base):
+    """A message's vector under one embedding model, computed by the embed job after the
+    message is committed (``jobs/embed.py``); deleted with its message."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "message_id", "model"),
+        _fk_lookup("message_id", nullable=False),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    message_id: Mapped[uuid.UUID] = _fk("messages.id", "CASCADE", nullable=False)
+    model: Mapped[str] = mapped_column(sa.String(200), nullable=False)
+    dims: Mapped[int] = mapped_column(sa.Integer, nullable=False)
+    vector: Mapped[Any] = mapped_column(VectorType(), nullable=False)
     created_at: Mapped[datetime] = _created()

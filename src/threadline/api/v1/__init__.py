@@ -12,6 +12,7 @@ from threadline.api.v1 import (
     message_events,
     messages,
     replies,
+    search,
     suggestions,
 )
 
@@ -35,6 +36,7 @@ router.include_router(contacts.router)
 router.include_router(message_events.router)
 router.include_router(context.router)
 router.include_router(agents.router)
+router.include_router(search.router)
 router.include_router(replies.router)
 router.include_router(suggestions.router)
 router.include_router(analytics.router)
