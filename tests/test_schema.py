@@ -212,6 +212,7 @@ CROSS_TENANT = {
     "ix_message_deliveries_due",
     "ix_agent_jobs_due",
     "ix_idempotency_keys_created_at",
+    "ix_events_created_at",
 }
 
 

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: float = Field(
         24, gt=0, description="How long an Idempotency-Key is remembered."
     )
+    event_retention_days: float = Field(
+        30, gt=0, description="How long the tenant event log (GET /v1/events) keeps events."
+    )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",
         description="FULL makes every acknowledged write survive power loss; NORMAL only a crash.",

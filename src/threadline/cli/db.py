@@ -62,9 +62,9 @@ def check() -> None:
 
 @app.command()
 def prune() -> None:
-    """Delete expired idempotency keys now (`threadline serve` also does it every hour)."""
+    """Delete expired idempotency keys and old events now (`serve` does it every hour)."""
     from threadline.jobs.prune import prune_once
 
     with database() as db:
         count = prune_once(db, load_settings())
-    out.print(f"pruned {count} idempotency key(s) older than the retention")
+    out.print(f"pruned {count} idempotency key(s) and event(s) older than their retention")

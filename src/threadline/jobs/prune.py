@@ -1,4 +1,4 @@
-"""Pruning: expired idempotency keys, deleted in small batches, once an hour.
+"""Pruning: expired idempotency keys and old events, deleted in small batches, once an hour.
 
 Runs beside the API in ``threadline serve`` (started by the app's lifespan) and on demand
 with ``threadline db prune``.
@@ -12,7 +12,7 @@ import anyio
 
 from threadline.logs import get_logger
 from threadline.settings import Settings
-from threadline.store import idempotency
+from threadline.store import events, idempotency
 from threadline.store.database import Database
 
 log = get_logger(__name__)
@@ -22,8 +22,10 @@ EVERY = 3600.0
 
 
 def prune_once(db: Database, settings: Settings) -> int:
-    """Delete the idempotency keys older than ``idempotency_ttl_hours``; answers how many."""
-    return idempotency.prune(db, timedelta(hours=settings.idempotency_ttl_hours))
+    """Delete the idempotency keys older than ``idempotency_ttl_hours`` and the events older
+    than ``event_retention_days``; answers how many rows went."""
+    keys = idempotency.prune(db, timedelta(hours=settings.idempotency_ttl_hours))
+    return keys + events.prune(db, timedelta(days=settings.event_retention_days))
 
 
 async def prune_forever(db: Database, settings: Settings) -> None:
@@ -35,5 +37,5 @@ async def prune_forever(db: Database, settings: Settings) -> None:
             log.warning("prune_failed", error_type=type(exc).__name__)
         else:
             if count:
-                log.info("idempotency_keys_pruned", count=count)
+                log.info("pruned", count=count)
         await anyio.sleep(EVERY)

@@ -16,7 +16,14 @@ from threadline.domain.enums import Channel, ConversationStatus, EventType
 from threadline.domain.errors import InvalidInput
 from threadline.store import contacts, pagination
 from threadline.store.database import Database
-from threadline.store.models import Agent, Contact, Conversation, ConversationEvent, Inbox
+from threadline.store.models import (
+    Agent,
+    Contact,
+    Conversation,
+    ConversationEvent,
+    Event,
+    Inbox,
+)
 from threadline.store.owned import owned
 from threadline.store.types import utcnow
 
@@ -146,15 +153,27 @@ def record_status_change(
     *,
     reason: str,
 ) -> None:
-    """Write the ``status_changed`` event; the caller updates the row itself."""
+    """Write the ``status_changed`` event (and the tenant's log entries for it); the caller
+    updates the row itself."""
+    data = status_change_data(old, new, reason)
     s.add(
         ConversationEvent(
             tenant_id=tenant_id,
             conversation_id=conversation_id,
             type=EventType.STATUS_CHANGED,
-            data=status_change_data(old, new, reason),
+            data=data,
         )
     )
+    for type_ in tenant_event_types(new):
+        s.add(Event(tenant_id=tenant_id, type=type_, conversation_id=conversation_id, data=data))
+
+
+def tenant_event_types(new: ConversationStatus) -> list[str]:
+    """The tenant log's entries for a move to ``new``."""
+    types = ["conversation.status_changed"]
+    if new == ConversationStatus.ESCALATED:
+        types.append("conversation.escalated")
+    return types
 
 
 def status_change_data(

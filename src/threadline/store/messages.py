@@ -48,9 +48,10 @@ from threadline.domain.enums import (
 from threadline.domain.errors import IdempotencyMismatch, InvalidInput, NotFound
 from threadline.domain.ids import new_id
 from threadline.store import deliveries as outbound
+from threadline.store import events as tenant_events
 from threadline.store import idempotency
 from threadline.store.bulk_insert import BulkInsert
-from threadline.store.conversations import status_change_data
+from threadline.store.conversations import status_change_data, tenant_event_types
 from threadline.store.database import Database
 from threadline.store.models import (
     Conversation,
@@ -328,7 +329,18 @@ def _append(
             "p_status": status,
         },
     )
+    log = [
+        tenant_events.row(
+            tenant_id,
+            tenant_events.MESSAGE_CREATED,
+            conversation_id=conversation_id,
+            data={"message_id": str(f["id"]), "seq": f["seq"], "role": f["role"].value},
+            now=now,
+        )
+        for f in new
+    ]
     if status != old_status:
+        change = status_change_data(old_status, status, f"{new[-1]['direction']}_message")
         conn.execute(
             events_table.insert(),
             {
@@ -336,10 +348,15 @@ def _append(
                 "tenant_id": tenant_id,
                 "conversation_id": conversation_id,
                 "type": EventType.STATUS_CHANGED,
-                "data": status_change_data(old_status, status, f"{new[-1]['direction']}_message"),
+                "data": change,
                 "created_at": now,
             },
         )
+        log += [
+            tenant_events.row(tenant_id, t, conversation_id=conversation_id, data=change, now=now)
+            for t in tenant_event_types(status)
+        ]
+    tenant_events.record_many(conn, log)
     if idempotency_key is not None:
         assert request_hash is not None
         first, last_ = new[0]["seq"], new[-1]["seq"]

@@ -543,6 +543,25 @@ class ConversationEvent(Base):
     created_at: Mapped[datetime] = _created()
 
 
+class Event(Base):
+    """The tenant's event log: what happened, in order, for live streams and outgoing
+    webhooks. Written in the same transaction as the change it describes; never carries a
+    message body (readers fetch what they need by id)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.Index(None, "tenant_id", "id"),
+        sa.Index(None, "created_at"),  # the retention prune, across tenants (an exception)
+        _fk_lookup("conversation_id"),
+    )
+    id: Mapped[uuid.UUID] = _pk()  # time-ordered (UUIDv7): the stream's cursor
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    type: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    conversation_id: Mapped[uuid.UUID | None] = _fk("conversations.id", "CASCADE")
+    data: Mapped[Any] = _json()
+    created_at: Mapped[datetime] = _created()
+
+
 class ActionLog(Base):
     __tablename__ = "action_logs"
     __table_args__ = (

@@ -9,6 +9,7 @@ from threadline.api.v1 import (
     contacts,
     context,
     conversations,
+    events,
     message_events,
     messages,
     replies,
@@ -40,3 +41,4 @@ router.include_router(search.router)
 router.include_router(replies.router)
 router.include_router(suggestions.router)
 router.include_router(analytics.router)
+router.include_router(events.router)

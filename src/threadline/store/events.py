@@ -1,0 +1,147 @@
+"""The tenant's event log: what happened, in order, for live streams and outgoing webhooks.
+
+Every change worth telling someone about writes one row here in the same transaction as the
+change itself (``record``), so a reader never sees an event for something that was rolled
+back, and never misses one for something that was committed. Rows carry ids and small
+facts, never a message body: a reader fetches what it needs.
+
+Ids are UUIDv7, so they sort by time: ``after(cursor)`` reads the next events of a tenant
+through the (tenant_id, id) index. Events are kept for ``event_retention_days`` and pruned
+with the idempotency keys.
+
+Event types: ``message.created``, ``message.status_updated``,
+``conversation.status_changed``, ``conversation.escalated``, ``suggestion.created``,
+``suggestion.decided``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import sqlalchemy as sa
+
+from threadline.domain.ids import new_id
+from threadline.store.bulk_insert import BulkInsert
+from threadline.store.database import Database
+from threadline.store.models import Event
+from threadline.store.types import utcnow
+
+events_table = cast(sa.Table, Event.__table__)
+_INSERT = BulkInsert(events_table.insert())
+
+MESSAGE_CREATED = "message.created"
+MESSAGE_STATUS_UPDATED = "message.status_updated"
+CONVERSATION_STATUS_CHANGED = "conversation.status_changed"
+CONVERSATION_ESCALATED = "conversation.escalated"
+SUGGESTION_CREATED = "suggestion.created"
+SUGGESTION_DECIDED = "suggestion.decided"
+TYPES = (
+    MESSAGE_CREATED,
+    MESSAGE_STATUS_UPDATED,
+    CONVERSATION_STATUS_CHANGED,
+    CONVERSATION_ESCALATED,
+    SUGGESTION_CREATED,
+    SUGGESTION_DECIDED,
+)
+
+
+def row(
+    tenant_id: uuid.UUID,
+    type_: str,
+    *,
+    conversation_id: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """One event, ready for ``record_many``."""
+    return {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "type": type_,
+        "conversation_id": conversation_id,
+        "data": data,
+        "created_at": now or utcnow(),
+    }
+
+
+def record_many(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Write events inside the caller's transaction."""
+    _INSERT.run_grouped(conn, rows)
+
+
+def record(
+    conn: sa.Connection,
+    tenant_id: uuid.UUID,
+    type_: str,
+    *,
+    conversation_id: uuid.UUID | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Write one event inside the caller's transaction."""
+    record_many(conn, [row(tenant_id, type_, conversation_id=conversation_id, data=data)])
+
+
+_AFTER = (
+    sa.select(
+        events_table.c.id,
+        events_table.c.type,
+        events_table.c.conversation_id,
+        events_table.c.data,
+        events_table.c.created_at,
+    )
+    .where(events_table.c.tenant_id == sa.bindparam("t"), events_table.c.id > sa.bindparam("after"))
+    .order_by(events_table.c.id)
+    .limit(sa.bindparam("n"))
+)
+_FIRST_ID = uuid.UUID(int=0)
+
+
+def after(
+    db: Database,
+    tenant_id: uuid.UUID,
+    cursor: uuid.UUID | None,
+    limit: int = 100,
+    types: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The tenant's events after ``cursor`` (an event id; None: from the oldest kept), in
+    order. With ``types``, only those types (the cursor still moves past the others: pass
+    the last id of an unfiltered read to resume)."""
+    query = _AFTER
+    if types:
+        query = query.where(events_table.c.type.in_(list(types)))
+    params = {"t": tenant_id, "after": cursor or _FIRST_ID, "n": limit}
+    with db.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query, params)]
+
+
+def latest_id(db: Database, tenant_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of the tenant's newest event: where a stream that wants only new events starts."""
+    query = (
+        sa.select(events_table.c.id)
+        .where(events_table.c.tenant_id == tenant_id)
+        .order_by(events_table.c.id.desc())
+        .limit(1)
+    )
+    with db.connect() as conn:
+        return conn.execute(query).scalar()
+
+
+def prune(db: Database, older_than: timedelta, *, batch: int = 1_000) -> int:
+    """Delete events older than ``older_than``, a batch per write; answers how many."""
+    cutoff = utcnow() - older_than
+    oldest = (
+        sa.select(events_table.c.id)
+        .where(events_table.c.created_at < cutoff)
+        .order_by(events_table.c.created_at)
+        .limit(batch)
+    )
+    statement = events_table.delete().where(events_table.c.id.in_(oldest))
+    total = 0
+    while True:
+        deleted = db.run_write(lambda conn: int(conn.execute(statement).rowcount))
+        total += deleted
+        if deleted < batch:
+            return total
