@@ -2,14 +2,25 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The dashboard's front-end packages (htmx, Chart.js; axe-core for the tests), pinned by
+# package-lock.json and installed from the npm registry.
+WEB := src/threadline/web
+WEB_ASSETS := $(WEB)/node_modules/.package-lock.json
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean chromium
 
-run: $(VENV)/.installed  ## install and start Threadline on SQLite (API and /docs on localhost:8000)
+run: $(VENV)/.installed $(WEB_ASSETS)  ## install and start Threadline on SQLite (dashboard on localhost:8000)
 	$(BIN)/threadline serve
 
-test: lint  ## install what the tests need (PostgreSQL included), lint, type-check, run the suite
+test: lint $(WEB_ASSETS) chromium  ## install what the tests need (PostgreSQL, Chromium), lint, type-check, run the suite
 	$(BIN)/python -m pytest
+
+$(WEB_ASSETS): $(WEB)/package.json $(WEB)/package-lock.json
+	npm ci --prefix $(WEB) --no-audit --no-fund --loglevel=error
+	touch $@
+
+chromium:  ## Debian's Chromium for the browser tests (skipped when it is there)
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
 lint: $(VENV)/.installed-test  ## ruff (lint and format) and mypy
 	$(BIN)/ruff check src tests bench
@@ -44,4 +55,4 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.created
 	touch $@ $(VENV)/.installed
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache $(WEB)/node_modules

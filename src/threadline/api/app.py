@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
-from threadline import __version__
+from threadline import __version__, web
 from threadline.api import errors, ops, v1
 from threadline.api.middleware import Observability, RequestGuard, RequestId
 from threadline.ingest import Ingest
@@ -63,6 +63,7 @@ def create_app(
     errors.install(app)
     app.include_router(v1.router)
     app.include_router(ops.router)
+    web.install(app)  # the dashboard at / and the web-chat widget
     # The last added runs first: the request id is there for everything after it.
     app.add_middleware(
         RequestGuard,

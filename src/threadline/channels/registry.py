@@ -32,6 +32,7 @@ BUILTIN: dict[str, str] = {
     "vapi": "threadline.channels.voice_vapi:Vapi",
     "retell": "threadline.channels.voice_retell:Retell",
     "voice": "threadline.channels.voice_generic:GenericVoice",
+    "widget": "threadline.channels.webchat:Widget",
 }
 
 _providers: dict[str, Provider] = {}
