@@ -398,24 +398,29 @@ def test_the_async_client_is_the_twin_of_the_sync_one() -> None:
 
 
 def _server_schemas() -> list[tuple[type, type]]:
-    from threadline.api.schemas import contacts, conversations, messages
+    """(server schema, SDK model) for every answer schema this server has."""
+    import importlib
 
-    pairs: list[tuple[type, type]] = [
-        (contacts.ContactRead, sdk.Contact),
-        (conversations.ConversationDetail, sdk.Conversation),
-        (conversations.EventRead, sdk.Event),
-        (messages.MessageRead, sdk.Message),
-    ]
-    try:
-        from threadline.api.schemas import agents
-    except ImportError:  # not on this server yet
-        return pairs
-    return [
-        *pairs,
-        (agents.AgentRead, sdk.Agent),
-        (agents.ContextRead, sdk.Context),
-        (agents.SuggestionRead, sdk.Suggestion),
-    ]
+    wanted = {
+        "contacts": [("ContactRead", sdk.Contact)],
+        "conversations": [("ConversationDetail", sdk.Conversation), ("EventRead", sdk.Event)],
+        "messages": [("MessageRead", sdk.Message)],
+        "agents": [
+            ("AgentRead", sdk.Agent),
+            ("ContextRead", sdk.Context),
+            ("SuggestionRead", sdk.Suggestion),
+        ],
+        "search": [("SearchHit", sdk.SearchHit), ("SearchResults", sdk.SearchResults)],
+        "inboxes": [("InboxRead", sdk.Inbox)],
+    }
+    pairs = []
+    for module_name, models in wanted.items():
+        try:
+            module = importlib.import_module(f"threadline.api.schemas.{module_name}")
+        except ImportError:  # not on this server yet
+            continue
+        pairs += [(getattr(module, name), model) for name, model in models]
+    return pairs
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from threadline.client._private.errors import (
     PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    SemanticSearchUnavailable,
     ThreadlineError,
     Unauthenticated,
     Unavailable,
@@ -50,6 +51,7 @@ from threadline.client._private.models import (
     Message,
     Page,
     SearchHit,
+    SearchResults,
     Suggestion,
 )
 from threadline.client._private.pagination import AsyncPager, Pager
@@ -94,6 +96,8 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the test of the public names ch
     "RetryPolicy",
     "SearchHit",
     "SearchMode",
+    "SearchResults",
+    "SemanticSearchUnavailable",
     "Suggestion",
     "Threadline",
     "ThreadlineError",

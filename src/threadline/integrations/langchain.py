@@ -309,12 +309,12 @@ class ThreadlineRetriever(BaseRetriever):
     ) -> list[Document]:
         if self.client is None:
             raise ValueError("ThreadlineRetriever needs a client for sync calls")
-        return [to_document(h) for h in self.client.search(query, **self._filters())]
+        return [to_document(h) for h in self.client.search(query, **self._filters()).data]
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
         if self.async_client is None:
             return await super()._aget_relevant_documents(query, run_manager=run_manager)
-        hits = await self.async_client.search(query, **self._filters())
-        return [to_document(h) for h in hits]
+        found = await self.async_client.search(query, **self._filters())
+        return [to_document(h) for h in found.data]

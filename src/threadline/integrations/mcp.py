@@ -102,7 +102,7 @@ def create_server(client: AsyncThreadline) -> MCPServer[Any]:
     ) -> dict[str, Any]:
         """Search every conversation's messages by words (keyword), meaning (semantic) or
         both (hybrid). since/until are ISO 8601 times. Best matches first."""
-        hits = await _call(
+        found = await _call(
             "search",
             client.search(
                 query,
@@ -117,10 +117,11 @@ def create_server(client: AsyncThreadline) -> MCPServer[Any]:
             ),
         )
         return {
+            "mode": found.mode,
             "results": [
                 {"score": h.score, "highlight": h.highlight, "message": _message(h.message)}
-                for h in hits
-            ]
+                for h in found.data
+            ],
         }
 
     @server.tool()

@@ -21,7 +21,7 @@ from threadline.client._private.models import (
     Inbox,
     Message,
     Page,
-    SearchHit,
+    SearchResults,
     Suggestion,
 )
 from threadline.client._private.pagination import AsyncPager
@@ -128,10 +128,11 @@ class AsyncThreadline:
         since: str | None = None,
         until: str | None = None,
         limit: int | None = None,
-    ) -> list[SearchHit]:
-        """Messages matching ``q`` by words (keyword), meaning (semantic) or both (hybrid)."""
-        found = await self._get(
-            Page[SearchHit],
+    ) -> SearchResults:
+        """Messages matching ``q`` by words (keyword), meaning (semantic) or both (hybrid),
+        best first; ``mode`` on the answer is the mode that ran."""
+        return await self._get(
+            SearchResults,
             "/v1/search",
             q=q,
             mode=mode,
@@ -143,7 +144,6 @@ class AsyncThreadline:
             until=until,
             limit=limit,
         )
-        return found.data
 
     async def close(self) -> None:
         await self._http.aclose()

@@ -15,7 +15,8 @@ The tree::
         ├── Conflict                 409
         │   ├── InvalidTransition    409 a status change the state machine forbids
         │   ├── AlreadyExists        409 a phone or email another contact has
-        │   └── ModelNotConfigured   409 an AI call on a server with no model
+        │   ├── ModelNotConfigured   409 an AI call on a server with no model
+        │   └── SemanticSearchUnavailable  409 a semantic search where embeddings are off
         ├── PayloadTooLarge          413
         ├── UnsupportedMediaType     415
         ├── ValidationError          422 (validation_error, invalid_input)
@@ -121,6 +122,10 @@ class ModelNotConfigured(Conflict):
     pass
 
 
+class SemanticSearchUnavailable(Conflict):
+    pass
+
+
 class PayloadTooLarge(APIError):
     pass
 
@@ -177,6 +182,7 @@ BY_CODE: dict[str, type[APIError]] = {
     "invalid_transition": InvalidTransition,
     "already_exists": AlreadyExists,
     "model_not_configured": ModelNotConfigured,
+    "semantic_search_unavailable": SemanticSearchUnavailable,
     "idempotency_key_reused": IdempotencyKeyReused,
     "rate_limited": RateLimited,
     "database_busy": DatabaseBusy,

@@ -119,7 +119,15 @@ class SearchHit(Model):
     message: Message
     conversation_id: str
     score: float
-    highlight: str | None = None
+    highlight: str = ""
+
+
+class SearchResults(Model):
+    """What a search found, best first, and the mode that ran (keyword when a hybrid search
+    found no embeddings)."""
+
+    data: list[SearchHit]
+    mode: str | None = None
 
 
 class Suggestion(Model):
@@ -148,14 +156,17 @@ class Inbox(Model):
     id: str
     name: str | None = None
     channel: str
-    provider: str | None = None
-    address: str | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
+    provider: str
+    address: str
+    mode: str
     agent_id: str | None = None
-    mode: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+    #: The names of the credentials stored (their values are never returned).
+    credentials_set: list[str] = Field(default_factory=list)
     webhooks: dict[str, str] = Field(default_factory=dict)
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
 
 
 class Agent(Model):

@@ -21,7 +21,7 @@ from threadline.client._private.models import (
     Inbox,
     Message,
     Page,
-    SearchHit,
+    SearchResults,
     Suggestion,
 )
 from threadline.client._private.pagination import Pager
@@ -128,10 +128,11 @@ class Threadline:
         since: str | None = None,
         until: str | None = None,
         limit: int | None = None,
-    ) -> list[SearchHit]:
-        """Messages matching ``q`` by words (keyword), meaning (semantic) or both (hybrid)."""
+    ) -> SearchResults:
+        """Messages matching ``q`` by words (keyword), meaning (semantic) or both (hybrid),
+        best first; ``mode`` on the answer is the mode that ran."""
         return self._get(
-            Page[SearchHit],
+            SearchResults,
             "/v1/search",
             q=q,
             mode=mode,
@@ -142,7 +143,7 @@ class Threadline:
             since=since,
             until=until,
             limit=limit,
-        ).data
+        )
 
     def close(self) -> None:
         self._http.close()
