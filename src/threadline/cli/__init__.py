@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from threadline.cli import db, mcp, search, serve, tenants, worker
+from threadline.cli import db, demo, mcp, search, serve, tenants, worker
 
 app = typer.Typer(
     name="threadline",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
+app.command("demo")(demo.demo)
 app.command("mcp")(mcp.mcp)
 app.command("reindex")(search.reindex)
 app.add_typer(db.app, name="db")

@@ -41,10 +41,18 @@ def serve(
         elif not migrate.is_current(db):
             err.print("[yellow]the schema is not current: run 'threadline db upgrade'[/yellow]")
         token = tenants.bootstrap(db)
+        from threadline.web.auth import has_users
+
+        nobody_signs_in = not has_users(db)
     base = f"http://{_reachable(settings.host)}:{settings.port}"
     if token:
         _print_first_start(base, token)
-    out.print(f"API on {base}/v1  ·  docs on {base}/docs  ·  database {_safe(settings)}")
+    if nobody_signs_in:
+        _print_sign_in_hint(base)
+    out.print(
+        f"Dashboard on {base}/  ·  API on {base}/v1  ·  docs on {base}/docs  ·  "
+        f"database {_safe(settings)}"
+    )
     from threadline.jobs import LOOPS
 
     app = create_app(settings, db, background=LOOPS if settings.worker_in_serve else ())
@@ -78,6 +86,19 @@ def _print_first_start(base: str, token: str) -> None:
         f"  -H 'Authorization: Bearer {token}' \\",
         "  -H 'Content-Type: application/json' \\",
         '  -d \'{"contact": {"name": "Ada", "phone": "+14155550100"}}\'',
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _print_sign_in_hint(base: str) -> None:
+    """Until someone can sign in to the dashboard, say how (on every start)."""
+    lines = [
+        f"Dashboard: {base}/ . Nobody can sign in yet; create an admin (it asks for a password):",
+        "",
+        "    threadline user create you@example.com --role admin",
+        "",
+        "then sign in and click 'Load demo data' (or run: threadline demo).",
         "",
     ]
     print("\n".join(lines), flush=True)

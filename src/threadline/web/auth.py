@@ -309,3 +309,9 @@ Poster = Annotated[WebUser, Depends(_poster)]
 Writer = Annotated[WebUser, Depends(_writer)]
 #: An admin posting a form with a valid CSRF token.
 Admin = Annotated[WebUser, Depends(_admin)]
+
+
+def has_users(db: Database) -> bool:
+    """Whether anyone at all can sign in to the dashboard."""
+    with db.connect() as conn:
+        return conn.execute(sa.select(User.id).where(User.is_active).limit(1)).first() is not None
