@@ -25,7 +25,9 @@ def mcp(
     port: Annotated[int, typer.Option(help="With --transport http: listen port.")] = 8765,
     url: Annotated[
         str | None,
-        typer.Option(envvar="THREADLINE_URL", help="The Threadline server (default http://127.0.0.1:8000)."),
+        typer.Option(
+            envvar="THREADLINE_URL", help="The Threadline server (default http://127.0.0.1:8000)."
+        ),
     ] = None,
     api_key: Annotated[
         str | None,
