@@ -88,6 +88,16 @@ def conversation_page(request: Request, conversation_id: str, user: auth.Reader)
     return templates.TemplateResponse(request, "conversation.html", context)
 
 
+@router.get("/c/{conversation_id}/draft", response_class=HTMLResponse)
+def draft(request: Request, conversation_id: uuid.UUID, user: auth.Reader) -> Response:
+    """The pending draft alone (the page keeps one a person is editing)."""
+    try:
+        context = _thread(request, user, conversation_id)
+    except NotFound:
+        return not_found(request, user)
+    return templates.TemplateResponse(request, "_draft.html", context)
+
+
 @router.get("/c/{conversation_id}/thread", response_class=HTMLResponse)
 def thread(request: Request, conversation_id: uuid.UUID, user: auth.Reader) -> Response:
     """The thread and draft alone: what live updates swap in."""

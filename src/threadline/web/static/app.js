@@ -66,12 +66,31 @@
     var current = all.findIndex(function (r) { return r.dataset.id === selected; });
     if (event.key === "j") { select(current + 1); event.preventDefault(); }
     else if (event.key === "k") { select(current < 0 ? 0 : current - 1); event.preventDefault(); }
+    else if (event.key === "Enter" && selected && current >= 0) {
+      window.location.href = all[current].getAttribute("href");
+      event.preventDefault();
+    }
+  });
+  // Never replace a draft, or its feedback, that a person is editing.
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    if (event.target.id !== "draft-slot") return;
+    var fields = event.target.querySelectorAll("textarea, input:not([type=hidden])");
+    for (var i = 0; i < fields.length; i++) {
+      var f = fields[i];
+      if (f === document.activeElement || f.value !== f.defaultValue) {
+        event.detail.shouldSwap = false;
+        return;
+      }
+    }
   });
   // Keep the selection across live re-renders of the list.
   document.body.addEventListener("htmx:afterSwap", function (event) {
     if (event.target.id === "inbox-list" && selected) {
       var row = document.querySelector('#inbox-list .row[data-id="' + selected + '"]');
-      if (row) row.classList.add("selected");
+      if (row) {
+        row.classList.add("selected");
+        row.focus({ preventScroll: true });
+      }
     }
   });
 })();

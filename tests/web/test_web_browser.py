@@ -1,0 +1,289 @@
+"""The dashboard in headless Chromium (Debian's, driven by Playwright) against a live
+``threadline serve``: sign in, demo data, live updates without a reload, drafts, script shown
+as text, accessibility. Screenshots of the main pages go to tests/web/artifacts/."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from live import LiveServer
+from threadline.domain.enums import UserRole
+from threadline.store import Database, suggestions, tenants
+
+from .conftest import PASSWORD
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+AXE = Path(__file__).parents[2] / "src/threadline/web/node_modules/axe-core/axe.min.js"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+EMAIL = "admin@example.com"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
+]
+
+
+class Site:
+    def __init__(self, server: LiveServer, db: Database, key: str) -> None:
+        self.server = server
+        self.base = server.base
+        self.db = db
+        self.key = key
+        self.tenant_id = tenants.get_tenant(db, "default").id
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        r = httpx.request(
+            method,
+            self.base + path,
+            json=body,
+            headers={"Authorization": f"Bearer {self.key}"},
+            timeout=10,
+        )
+        assert r.status_code < 300, r.text
+        return r.json()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    folder = tmp_path_factory.mktemp("dashboard")
+    url = f"sqlite:///{folder / 'threadline.db'}"
+    server = LiveServer(
+        folder, database_url=url, embeddings="none", log_level="warning", environment="test"
+    )
+    with server:
+        match = re.search(r"^\s+(tl_[A-Za-z0-9_-]{43})$", server.stdout, re.M)
+        assert match, server.stdout
+        db = Database.from_url(url)
+        tenant = tenants.get_tenant(db, "default")
+        tenants.create_user(db, tenant.id, EMAIL, PASSWORD, UserRole.ADMIN, "Alex Admin")
+        yield Site(server, db, match.group(1))
+        db.dispose()
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(chromium: Any, site: Site) -> Iterator[Any]:
+    """One signed-in page for the module (the tests run in order, as a tour)."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(site.base + "/")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "signin.png"))
+    page.fill("input[name=email]", EMAIL)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/inbox")
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def _shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_wrong_password_shows_one_message(chromium: Any, site: Site) -> None:
+    context = chromium.new_context()
+    p = context.new_page()
+    p.goto(site.base + "/")
+    p.fill("input[name=email]", EMAIL)
+    p.fill("input[name=password]", "not it")
+    p.click("button[type=submit]")
+    assert (
+        p.locator("[role=alert]").inner_text() == "That email and password do not match an account."
+    )
+    context.close()
+
+
+def test_load_demo_data_from_the_empty_inbox(page: Any) -> None:
+    page.wait_for_selector("#load-demo")
+    _shot(page, "inbox-empty")
+    page.click("#load-demo")
+    page.wait_for_selector("#inbox-list .row")
+    assert page.locator("#inbox-list .row").count() >= 8
+    page.wait_for_selector("#live-dot.on")
+    _shot(page, "inbox")
+
+
+def test_a_new_message_appears_in_the_open_inbox_without_a_reload(page: Any, site: Site) -> None:
+    page.goto(site.base + "/inbox")
+    page.wait_for_selector("#live-dot.on")
+    page.evaluate("window.__sameDocument = true")
+    conv = site.api("POST", "/v1/conversations", {"contact": {"name": "Live Larry"}})
+    word = f"live-{uuid.uuid4().hex[:8]}"
+    site.api("POST", f"/v1/conversations/{conv['id']}/messages", {"role": "user", "content": word})
+    page.wait_for_selector(f"#inbox-list .row:has-text('{word}')", timeout=15_000)
+    assert page.evaluate("window.__sameDocument") is True  # no reload happened
+    # and its thread updates live too
+    page.goto(f"{site.base}/c/{conv['id']}")
+    page.wait_for_selector("#live-dot.on")
+    page.evaluate("window.__sameDocument = true")
+    second = f"again-{uuid.uuid4().hex[:8]}"
+    site.api(
+        "POST", f"/v1/conversations/{conv['id']}/messages", {"role": "user", "content": second}
+    )
+    page.wait_for_selector(f"#thread :text('{second}')", timeout=15_000)
+    assert page.evaluate("window.__sameDocument") is True
+
+
+def test_keyboard_moves_through_the_inbox(page: Any, site: Site) -> None:
+    page.goto(site.base + "/inbox")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    selected = page.locator("#inbox-list .row.selected")
+    assert selected.count() == 1
+    href = selected.get_attribute("href")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**{href}")
+
+
+def _open(page: Any, site: Site, name: str) -> None:
+    page.goto(site.base + "/inbox")
+    page.click(f"#inbox-list .row:has-text('{name}')")
+    page.wait_for_selector("#thread")
+
+
+def test_approve_a_draft_and_see_it_sent(page: Any, site: Site) -> None:
+    _open(page, site, "Website visitor")
+    draft = page.locator("#draft-text").input_value()
+    assert "Gutter cleaning" in draft
+    _shot(page, "conversation-draft")
+    page.click("#approve")
+    page.wait_for_selector("#draft", state="detached")
+    assert page.locator("#thread .msg.outbound").last.inner_text().startswith("Hi! Gutter")
+
+
+def _new_draft(site: Site, text: str) -> str:
+    conv = site.api("POST", "/v1/conversations", {"contact": {"name": f"Drafty {text}"}})
+    [msg] = [
+        site.api(
+            "POST",
+            f"/v1/conversations/{conv['id']}/messages",
+            {"role": "user", "content": "question?"},
+        )
+    ]
+    suggestions.create_pending(
+        site.db,
+        site.tenant_id,
+        {
+            "conversation_id": uuid.UUID(conv["id"]),
+            "in_reply_to_message_id": uuid.UUID(msg["id"]),
+            "content": text,
+        },
+    )
+    return str(conv["id"])
+
+
+def test_edit_a_draft_before_sending(page: Any, site: Site) -> None:
+    cid = _new_draft(site, "as drafted")
+    page.goto(f"{site.base}/c/{cid}")
+    page.fill("#draft-text", "as edited by a person")
+    page.click("#approve")
+    page.wait_for_selector("#draft", state="detached")
+    assert "as edited by a person" in page.locator("#thread").inner_text()
+    [row] = suggestions.list_for(site.db, site.tenant_id, conversation_id=uuid.UUID(cid))
+    assert row.status == "edited" and row.edited_content == "as edited by a person"
+
+
+def test_reject_a_draft_with_feedback(page: Any, site: Site) -> None:
+    cid = _new_draft(site, "a bad idea")
+    page.goto(f"{site.base}/c/{cid}")
+    page.fill("#feedback", "wrong price")
+    page.click("#reject")
+    page.wait_for_selector("#draft", state="detached")
+    assert "a bad idea" not in page.locator("#thread").inner_text()
+    [row] = suggestions.list_for(site.db, site.tenant_id, conversation_id=uuid.UUID(cid))
+    assert row.status == "rejected" and row.feedback == "wrong price"
+
+
+def test_script_in_message_content_is_shown_as_text(page: Any, site: Site) -> None:
+    evil = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+    conv = site.api("POST", "/v1/conversations", {"contact": {"name": "Mallory"}, "title": evil})
+    site.api(
+        "POST",
+        f"/v1/conversations/{conv['id']}/messages",
+        {"role": "user", "content": evil, "content_html": f"<p>hello</p>{evil}"},
+    )
+    site.api("POST", f"/v1/conversations/{conv['id']}/messages", {"role": "user", "content": evil})
+    page.goto(f"{site.base}/c/{conv['id']}")
+    assert page.evaluate("window.pwned") is None
+    assert evil in page.locator("#thread").inner_text()
+    page.goto(site.base + "/inbox")
+    assert page.evaluate("window.pwned") is None
+    assert page.locator(f"#inbox-list .row:has-text('{evil[:20]}')").count() >= 1
+
+
+def test_screenshots_of_the_main_pages(page: Any, site: Site, chromium: Any) -> None:
+    for name, title in (
+        ("conversation-email", "Priya"),
+        ("conversation-voice", "Linda"),
+        ("conversation-whatsapp", "Kenji"),
+    ):
+        _open(page, site, title)
+        _shot(page, name)
+    page.click("text=Whole history")
+    page.wait_for_selector(".thread")
+    _shot(page, "contact")
+    # a phone, in dark mode
+    phone = chromium.new_context(
+        viewport={"width": 390, "height": 844}, color_scheme="dark", device_scale_factor=2
+    )
+    phone.add_cookies(page.context.cookies())
+    p = phone.new_page()
+    p.goto(site.base + "/inbox")
+    p.wait_for_selector("#inbox-list .row")
+    width = p.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, "the inbox scrolls sideways on a phone"
+    p.screenshot(path=str(ARTIFACTS / "inbox-phone-dark.png"), full_page=True)
+    _open(p, site, "Kenji")
+    p.screenshot(path=str(ARTIFACTS / "conversation-phone-dark.png"), full_page=True)
+    phone.close()
+    assert sorted(x.name for x in ARTIFACTS.glob("*.png"))
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="axe-core is not installed (make installs it)")
+def test_main_pages_have_no_serious_accessibility_violations(page: Any, site: Site) -> None:
+    urls = ["/inbox"]
+    _open(page, site, "Priya")
+    urls.append(page.url.replace(site.base, ""))
+    page.click("text=Whole history")
+    urls.append(page.url.replace(site.base, ""))
+    problems = {}
+    for url in urls:
+        page.goto(site.base + url)
+        page.add_script_tag(path=str(AXE))
+        result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        bad = [
+            {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"][:3]]}
+            for v in result["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        if bad:
+            problems[url] = bad
+    assert not problems, json.dumps(problems, indent=1)
