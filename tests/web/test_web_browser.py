@@ -250,6 +250,9 @@ def test_screenshots_of_the_main_pages(page: Any, site: Site, chromium: Any) -> 
     page.click("text=Whole history")
     page.wait_for_selector(".thread")
     _shot(page, "contact")
+    page.goto(site.base + "/analytics")
+    page.wait_for_function("window.Chart && Chart.getChart('volume')")
+    _shot(page, "analytics")
     # a phone, in dark mode
     phone = chromium.new_context(
         viewport={"width": 390, "height": 844}, color_scheme="dark", device_scale_factor=2

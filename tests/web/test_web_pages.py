@@ -158,3 +158,33 @@ def test_contact_page_shows_one_timeline_across_channels(
     page = admin.get(f"/contacts/{sms.contact_id}").text
     assert page.index("by text") < page.index("by mail")
     assert "+14155550100" in page
+
+
+def test_analytics_on_the_demo_data(admin: Browser) -> None:
+    assert "No model calls yet" in admin.get("/analytics").text
+    admin.post("/demo")
+    page = admin.get("/analytics").text
+    assert "<td>Ava</td>" in page  # tokens and cost by agent
+    assert 'id="p50"' in page  # first-response percentiles
+    data = re.search(r'id="analytics-data">(.*?)</script>', page, re.S)
+    assert data and '"sms"' in data.group(1) and '"email"' in data.group(1)
+
+
+def test_settings_show_webhook_urls_and_only_admins_change_them(
+    admin: Browser, browser_as, db: Database
+) -> None:  # type: ignore[no-untyped-def]
+    from threadline.domain.enums import UserRole
+    from threadline.store import tenants
+
+    admin.post("/demo")
+    page = admin.get("/settings").text
+    assert "/webhooks/twilio/" in page and "/inbound" in page
+    r = admin.post("/settings/keys", {"name": "zapier"})
+    assert "New API key, shown only now" in r.text
+    token = re.search(r"<code>(tl_[A-Za-z0-9_-]{43})</code>", r.text)
+    assert token and tenants.authenticate(db, token.group(1)).tenant_id == admin.tenant_id
+    agent = browser_as(UserRole.AGENT)
+    assert agent.get("/settings").status_code == 200
+    assert agent.post("/settings/keys", {"name": "nope"}).status_code == 403
+    r = agent.post("/settings/users", {"email": "x@example.com", "password": "longenough"})
+    assert r.status_code == 403
