@@ -333,7 +333,11 @@ def test_vectors_go_with_their_message_and_with_an_erased_contact(
 
     def vectors() -> int:
         with db.connect() as conn:
-            return int(conn.exec_driver_sql("SELECT count(*) FROM embeddings").scalar_one())
+            count = int(conn.exec_driver_sql("SELECT count(*) FROM embeddings").scalar_one())
+            if db.dialect == "sqlite":  # sqlite-vec's copy follows (only 384-d: none here)
+                copies = conn.exec_driver_sql("SELECT count(*) FROM embeddings_vec_384")
+                assert copies.scalar_one() == 0
+        return count
 
     assert vectors() == 4
     contact_id = conversations.get(db, tenant.tenant_id, seeded["conversation_id"]).contact_id
@@ -438,6 +442,10 @@ def paraphrases(db: Database, tenant: TenantKey) -> dict[str, uuid.UUID]:
     conv = _conversation(db, tenant.tenant_id)
     stored = _say(db, tenant.tenant_id, conv, *[p for p, _ in PARAPHRASES], *DISTRACTORS)
     embed_all(db, local())
+    if db.dialect == "sqlite":  # sqlite-vec's partition holds a copy of every 384-d vector
+        with db.connect() as conn:
+            copies = conn.exec_driver_sql("SELECT count(*) FROM embeddings_vec_384").scalar_one()
+        assert copies == len(stored)
     return {q: stored[i]["id"] for i, (_, q) in enumerate(PARAPHRASES)}
 
 
@@ -560,28 +568,88 @@ def test_reindex_embeds_what_is_missing_and_force_does_it_again(
     assert r.exit_code == 0 and "keyword search only" in r.output
 
 
+def _raw_message(
+    db: Database, tenant_id: uuid.UUID, conv: uuid.UUID, seq: int, text: str
+) -> uuid.UUID:
+    """A message written with plain SQL (the code's append path writes tables of later
+    revisions)."""
+    message_id = uuid.uuid4()
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    row = {
+        "id": message_id,
+        "tenant_id": tenant_id,
+        "conversation_id": conv,
+        "seq": seq,
+        "role": "user",
+        "sender_type": "contact",
+        "direction": "inbound",
+        "message_type": "text",
+        "content": text,
+        "occurred_at": now,
+        "created_at": now,
+    }
+    _raw_insert(db, "messages", row)
+    return message_id
+
+
+def _raw_insert(db: Database, table: str, row: dict[str, Any]) -> None:
+    def value(v: Any) -> Any:
+        if db.dialect == "sqlite" and isinstance(v, uuid.UUID):
+            return v.hex
+        if db.dialect == "sqlite" and isinstance(v, datetime):
+            return v.isoformat(timespec="microseconds")
+        return v
+
+    names = ", ".join(row)
+    marks = ", ".join(f":{k}" for k in row)
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(f"INSERT INTO {table} ({names}) VALUES ({marks})"),
+            {k: value(v) for k, v in row.items()},
+        )
+
+
 def test_0004_indexes_existing_messages_and_downgrades(empty_db_url: str) -> None:
     db = Database.from_url(empty_db_url)
     try:
         before = _revision_before_0004()
         migrate.upgrade(db, before)
-        t = make_tenant(db)
-        conv = _conversation(db, t.tenant_id)
-        (old,) = _say(db, t.tenant_id, conv, "stored before search existed")
+        now = datetime(2026, 11, 1, tzinfo=UTC)
+        tenant_id, conv = uuid.uuid4(), uuid.uuid4()
+        _raw_insert(
+            db,
+            "tenants",
+            {"id": tenant_id, "slug": "acme", "name": "Acme", "created_at": now, "updated_at": now},
+        )
+        _raw_insert(
+            db,
+            "conversations",
+            {
+                "id": conv,
+                "tenant_id": tenant_id,
+                "channel": "api",
+                "status": "active",
+                "message_count": 2,
+                "last_activity_at": now,
+                "metadata": "{}",
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        old = _raw_message(db, tenant_id, conv, 1, "stored before search existed")
         migrate.upgrade(db, "0004")
-        hits = store.keyword(db, t.tenant_id, parse("existed"), Filters(), 5)
-        assert [i for i, _ in hits] == [old["id"]]
+        hits = store.keyword(db, tenant_id, parse("existed"), Filters(), 5)
+        assert [i for i, _ in hits] == [old]
         with db.connect() as conn:
             assert search_schema.differences(conn) == []
         migrate.downgrade(db, before)
         names = set(sa.inspect(db.engine).get_table_names())
-        assert "embeddings" not in names and not any(
-            search_schema.is_internal_table(n) for n in names
-        )
-        _say(db, t.tenant_id, conv, "written without the triggers")
-        migrate.upgrade(db)
-        hits = store.keyword(db, t.tenant_id, parse("triggers"), Filters(), 5)
-        assert len(hits) == 1
+        assert "embeddings" not in names
+        assert not any(search_schema.is_internal_table(n) for n in names)
+        later = _raw_message(db, tenant_id, conv, 2, "written without the triggers")
+        migrate.upgrade(db, "0004")
+        hits = store.keyword(db, tenant_id, parse("triggers"), Filters(), 5)
+        assert [i for i, _ in hits] == [later]
     finally:
         db.dispose()
 

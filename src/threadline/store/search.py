@@ -120,11 +120,14 @@ def keyword(
     join, conditions = _where(filters, params)
     if dialect == "sqlite":
         params["q"] = parsed.fts5
+        # The matches first, then their messages: CROSS JOIN keeps SQLite from looping over
+        # the tenant's messages and running the full-text query once for each.
         sql = (
-            "SELECT m.id, -bm25(messages_fts) AS score FROM messages_fts "
-            "JOIN messages m ON m.rowid = messages_fts.rowid"
-            f"{join} WHERE messages_fts MATCH :q AND m.tenant_id = :t{conditions} "
-            "ORDER BY bm25(messages_fts) LIMIT :n"
+            "WITH hits AS MATERIALIZED (SELECT rowid, bm25(messages_fts) AS rank "
+            "FROM messages_fts WHERE messages_fts MATCH :q) "
+            "SELECT m.id, -hits.rank AS score FROM hits CROSS JOIN messages m "
+            f"ON m.rowid = hits.rowid{join} WHERE m.tenant_id = :t{conditions} "
+            "ORDER BY hits.rank LIMIT :n"
         )
     else:
         params["q"] = parsed.websearch
@@ -154,6 +157,17 @@ def vectors_available(db: Database) -> bool:
         return search_schema.has_pgvector(conn)
 
 
+_VEC_TABLES: dict[str, bool] = {}
+
+
+def _has_vec_table(db: Database) -> bool:
+    key = db.engine.url.render_as_string(hide_password=True)
+    if key not in _VEC_TABLES:
+        with db.connect() as conn:
+            _VEC_TABLES[key] = sa.inspect(conn).has_table(search_schema.VEC_TABLE)
+    return _VEC_TABLES[key]
+
+
 def _vector_param(dialect: str, vector: Any) -> Any:
     return to_blob(vector) if dialect == "sqlite" else to_pg_text(vector)
 
@@ -178,12 +192,29 @@ def semantic(
         f"{join} WHERE e.tenant_id = :t AND e.model = :model"
     )
     if dialect == "sqlite":
-        sql = (
-            f"SELECT m.id, 1 - vec_distance_cosine(e.vector, :v) AS score{base} "
-            f"AND e.dims = :dims{conditions} ORDER BY vec_distance_cosine(e.vector, :v) LIMIT :n"
-        )
+        if conditions or join:
+            sql = (
+                f"SELECT m.id, vec_distance_cosine(e.vector, :v) AS d{base} "
+                f"AND e.dims = :dims{conditions} ORDER BY d LIMIT :n"
+            )
+        elif dims in INDEXED_DIMS and _has_vec_table(db):
+            params["owner"] = f"{tenant_id.hex}/{model}"
+            # sqlite-vec's k-nearest-neighbour scan of the tenant's partition
+            sql = (
+                "SELECT e.message_id, knn.distance FROM ("
+                f"SELECT rowid, distance FROM {search_schema.VEC_TABLE} WHERE embedding MATCH :v "
+                "AND k = :n AND owner = :owner) AS knn "
+                "CROSS JOIN embeddings e ON e.rowid = knn.rowid ORDER BY knn.distance"
+            )
+        else:  # the tenant's vectors alone: no row of messages is read for the ranking
+            sql = (
+                "SELECT e.message_id, vec_distance_cosine(e.vector, :v) AS d FROM embeddings e "
+                "WHERE e.tenant_id = :t AND e.model = :model AND e.dims = :dims "
+                "ORDER BY d LIMIT :n"
+            )
         with db.connect() as conn:
-            return _ids(conn.execute(sa.text(sql), _bind(dialect, params)))
+            rows = conn.execute(sa.text(sql), _bind(dialect, params)).all()
+        return [(_uuid(r[0]), 1.0 - float(r[1])) for r in rows]
     # the literal size lets the planner match the partial HNSW index (WHERE dims = 384)
     cast = f"::vector({dims})" if dims in INDEXED_DIMS else ""
     distance = f"(e.vector{cast} <=> CAST(:v AS vector{cast and f'({dims})'}))"
@@ -208,7 +239,15 @@ def fetch(
     """The messages with these ids, as the API shows them."""
     if not ids:
         return {}
-    q = SELECT.where(messages_table.c.tenant_id == tenant_id, messages_table.c.id.in_(ids))
+    if db.dialect == "sqlite":
+        # Without statistics SQLite would walk the tenant's index and test every row against
+        # the list; the unary plus keeps it on the primary key, one lookup per id.
+        same_tenant: sa.ColumnElement[bool] = sa.text("+messages.tenant_id = :fetch_t").bindparams(
+            fetch_t=tenant_id.hex
+        )
+    else:
+        same_tenant = messages_table.c.tenant_id == tenant_id
+    q = SELECT.where(messages_table.c.id.in_(ids), same_tenant)
     with db.connect() as conn:
         result = conn.execute(q)
         keys = tuple(result.keys())

@@ -8,7 +8,10 @@ Migration 0004 makes them; ``threadline db check`` checks them by name:
   ``messages`` on SQLite (Alembic's batch mode copies it into a new table and drops the old
   one) drops those triggers with it and renumbers rowids: it must create the triggers again
   and rebuild the index (``INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')``, which
-  ``threadline reindex`` also runs); ``db check`` reports missing triggers.
+  ``threadline reindex`` also runs); ``db check`` reports missing triggers. Where sqlite-vec
+  loads, ``embeddings_vec_384`` (a ``vec0`` table partitioned by tenant, with its shadow
+  tables) holds the 384-d vectors for nearest-neighbour scans, kept by two triggers on
+  ``embeddings``.
 - PostgreSQL: the GIN index ``ix_messages_fts`` on ``to_tsvector('simple', content)`` and,
   where pgvector is installed, the HNSW index ``ix_embeddings_hnsw_384`` for 384-d vectors.
   Neither leads with ``tenant_id``: a GIN or HNSW index orders by terms or by distance, and
@@ -23,6 +26,9 @@ import sqlalchemy as sa
 
 FTS_TABLE = "messages_fts"
 FTS_TRIGGERS = ("messages_fts_insert", "messages_fts_delete", "messages_fts_update")
+#: sqlite-vec's table of 384-d vectors, partitioned by tenant (where sqlite-vec loads).
+VEC_TABLE = "embeddings_vec_384"
+VEC_TRIGGERS = ("embeddings_vec_insert", "embeddings_vec_delete")
 PG_FULL_TEXT_INDEX = "ix_messages_fts"
 PG_HNSW_INDEX = "ix_embeddings_hnsw_384"
 #: The text search configuration of the PostgreSQL index and queries (no stemming, like
@@ -33,7 +39,9 @@ INTERNAL_INDEXES = frozenset({PG_FULL_TEXT_INDEX, PG_HNSW_INDEX})
 
 def is_internal_table(name: str | None) -> bool:
     """The FTS5 table and its shadow tables."""
-    return name is not None and (name == FTS_TABLE or name.startswith(f"{FTS_TABLE}_"))
+    return name is not None and any(
+        name == table or name.startswith(f"{table}_") for table in (FTS_TABLE, VEC_TABLE)
+    )
 
 
 def include_object(
@@ -65,6 +73,8 @@ def differences(conn: sa.Connection) -> list[str]:
         ).all()
         present = {(str(t), str(n)) for t, n in rows}
         wanted = [("table", FTS_TABLE)] + [("trigger", t) for t in FTS_TRIGGERS]
+        if ("table", VEC_TABLE) in present:
+            wanted += [("trigger", t) for t in VEC_TRIGGERS]
         return [
             f"missing {kind} {name} (search)"
             for kind, name in wanted

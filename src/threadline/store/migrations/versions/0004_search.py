@@ -13,7 +13,9 @@ Keyword search:
 Semantic search: ``embeddings`` holds one vector per (message, model). On PostgreSQL the
 column is a pgvector ``vector`` of any size, with an HNSW index (cosine) for the 384-d
 vectors of the default local model, a partial expression index as pgvector documents for
-mixed sizes. Where the server has no pgvector, the column is ``bytea``, semantic search is
+mixed sizes. On SQLite a sqlite-vec ``vec0`` table partitioned by tenant holds a copy of
+the 384-d vectors for nearest-neighbour scans (kept by triggers on ``embeddings``). Where the
+server has no pgvector, the column is ``bytea``, semantic search is
 unavailable and keyword search works as usual (the migration logs a warning saying so).
 
 Revision ID: 0004
@@ -58,7 +60,24 @@ SQLITE_UP = [
     # index the messages stored before this revision
     "INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')",
 ]
+# sqlite-vec's vec0 table: a k-nearest-neighbour scan of one tenant's 384-d vectors (the
+# tenant and model are its partition key), kept in step with ``embeddings`` by triggers. Made only where
+# sqlite-vec loads; elsewhere semantic search compares the blobs in ``embeddings`` directly.
+SQLITE_VEC_UP = [
+    # partitioned by tenant and model together ('<tenant id hex>/<model>'): a metadata
+    # column for the model would be tested row by row, doubling the scan
+    "CREATE VIRTUAL TABLE embeddings_vec_384 USING vec0(owner text partition key, "
+    "embedding float[384] distance_metric=cosine)",
+    "CREATE TRIGGER embeddings_vec_insert AFTER INSERT ON embeddings WHEN new.dims = 384 BEGIN "
+    "INSERT INTO embeddings_vec_384(rowid, owner, embedding) "
+    "VALUES (new.rowid, new.tenant_id || '/' || new.model, new.vector); END",
+    "CREATE TRIGGER embeddings_vec_delete AFTER DELETE ON embeddings WHEN old.dims = 384 BEGIN "
+    "DELETE FROM embeddings_vec_384 WHERE rowid = old.rowid; END",
+]
 SQLITE_DOWN = [
+    "DROP TRIGGER IF EXISTS embeddings_vec_delete",
+    "DROP TRIGGER IF EXISTS embeddings_vec_insert",
+    "DROP TABLE IF EXISTS embeddings_vec_384",
     "DROP TRIGGER IF EXISTS messages_fts_update",
     "DROP TRIGGER IF EXISTS messages_fts_delete",
     "DROP TRIGGER IF EXISTS messages_fts_insert",
@@ -139,6 +158,22 @@ def upgrade() -> None:
     else:
         for statement in SQLITE_UP:
             op.execute(statement)
+        if _sqlite_vec(conn):
+            for statement in SQLITE_VEC_UP:
+                op.execute(statement)
+
+
+def _sqlite_vec(conn: sa.Connection) -> bool:
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("SELECT vec_version()")
+    except sa.exc.OperationalError:
+        get_logger(__name__).warning(
+            "sqlite_vec_unavailable",
+            notice="semantic search compares every vector of a tenant (slower at scale)",
+        )
+        return False
+    return True
 
 
 def downgrade() -> None:
