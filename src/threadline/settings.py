@@ -91,6 +91,20 @@ class Settings(BaseSettings):
     embeddings_model: str | None = Field(
         None, description="Embedding model name for openai (e.g. text-embedding-3-small)."
     )
+    default_phone_region: str = Field(
+        "US",
+        min_length=2,
+        max_length=2,
+        description="Region of phone numbers that arrive without a country code (ISO 3166).",
+    )
+    conversation_idle_hours: float = Field(
+        24,
+        gt=0,
+        description="An SMS or WhatsApp message after this long a silence starts a new "
+        "conversation.",
+    )
+    smtp_host: str = Field("127.0.0.1", description="Address `threadline smtp` listens on.")
+    smtp_port: int = Field(2525, ge=1, le=65535, description="Port `threadline smtp` listens on.")
     llm_base_url: str | None = Field(
         None,
         description="Base URL of an OpenAI-compatible API (e.g. https://api.openai.com/v1); "

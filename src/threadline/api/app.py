@@ -10,14 +10,15 @@ import anyio
 from fastapi import FastAPI
 
 from threadline import __version__, web
-from threadline.api import errors, ops, v1
+from threadline.api import errors, ops, v1, webhooks
 from threadline.api.middleware import Observability, RequestGuard, RequestId
 from threadline.ingest import Ingest
 from threadline.jobs import LOOPS
 from threadline.logs import configure_logging, get_logger
 from threadline.metrics import Metrics
+from threadline.receive import Receiver
 from threadline.settings import Settings
-from threadline.store import Database
+from threadline.store import Database, inboxes, secrets
 
 log = get_logger(__name__)
 
@@ -60,9 +61,15 @@ def create_app(
     app.state.db = database
     app.state.metrics = Metrics()
     app.state.ingest = Ingest(database, settings, app.state.metrics)
+    # Channels: the key that opens inbox credentials (a development server makes one on its
+    # first start and says so), and the receiver behind the provider webhooks.
+    secrets.box_for(settings)
+    inboxes.bind(database, settings)
+    app.state.receiver = Receiver(database, settings, app.state.ingest)
     errors.install(app)
     app.include_router(v1.router)
     app.include_router(ops.router)
+    app.include_router(webhooks.router)
     web.install(app)  # the dashboard at / and the web-chat widget
     # The last added runs first: the request id is there for everything after it.
     app.add_middleware(

@@ -47,12 +47,15 @@ STATUS: dict[type[errors.ThreadlineError], int] = {
     errors.PayloadTooLarge: 413,
     errors.Unauthenticated: 401,
     errors.MigrationRequired: 503,
+    errors.SignatureInvalid: 403,
+    errors.MalformedPayload: 400,
     errors.Unavailable: 503,
 }
 
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthenticated",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from threadline.cli import db, demo, mcp, search, serve, tenants, worker
+from threadline.cli import db, demo, inboxes, mcp, search, serve, smtp, tenants, worker
 
 app = typer.Typer(
     name="threadline",
@@ -16,11 +16,13 @@ app.command("serve")(serve.serve)
 app.command("worker")(worker.worker)
 app.command("demo")(demo.demo)
 app.command("mcp")(mcp.mcp)
+app.command("smtp")(smtp.smtp)
 app.command("reindex")(search.reindex)
 app.add_typer(db.app, name="db")
 app.add_typer(tenants.tenant_app, name="tenant")
 app.add_typer(tenants.key_app, name="key")
 app.add_typer(tenants.user_app, name="user")
+app.add_typer(inboxes.inbox_app, name="inbox")
 
 
 def main() -> None:

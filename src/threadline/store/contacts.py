@@ -52,14 +52,25 @@ def _identities(contact: Contact) -> list[tuple[Channel, str]]:
     return out
 
 
-def _sync_identities(s: Session, contact: Contact) -> None:
-    s.execute(
-        sa.delete(ContactIdentity).where(
-            ContactIdentity.tenant_id == contact.tenant_id,
-            ContactIdentity.contact_id == contact.id,
+def _sync_identities(
+    s: Session, contact: Contact, old: list[tuple[Channel, str]] | None = None
+) -> None:
+    """Give the contact the identities of its phone and email; ``old`` are those of the
+    values they replace, removed. Other identities (learnt from channels, or moved here
+    by a merge) stay."""
+    current = _identities(contact)
+    gone = [key for key in old or [] if key not in current]
+    if gone:
+        s.execute(
+            sa.delete(ContactIdentity).where(
+                ContactIdentity.tenant_id == contact.tenant_id,
+                ContactIdentity.contact_id == contact.id,
+                sa.tuple_(ContactIdentity.channel, ContactIdentity.address).in_(
+                    [(c.value, a) for c, a in gone]
+                ),
+            )
         )
-    )
-    for channel, address in _identities(contact):
+    for channel, address in current:
         clash = s.scalar(
             sa.select(ContactIdentity.contact_id).where(
                 ContactIdentity.tenant_id == contact.tenant_id,
@@ -67,6 +78,8 @@ def _sync_identities(s: Session, contact: Contact) -> None:
                 ContactIdentity.address == address,
             )
         )
+        if clash == contact.id:
+            continue
         if clash is not None:
             what = "phone" if channel == Channel.SMS else "email"
             raise AlreadyExists(
@@ -158,6 +171,7 @@ def update(
     try:
         with db.write() as s:
             contact = owned(s, Contact, tenant_id, contact_id, name="contact")
+            old = _identities(contact)
             for name in ("name", "phone", "email", "attributes"):
                 if name in fields:
                     value = fields[name]
@@ -167,7 +181,7 @@ def update(
             contact.updated_at = utcnow()
             s.flush()
             if "phone" in fields or "email" in fields:
-                _sync_identities(s, contact)
+                _sync_identities(s, contact, old)
             return contact
     except IntegrityError as exc:
         raise AlreadyExists("another contact already has this phone or email") from exc
@@ -213,3 +227,33 @@ def delete(
             pass
     with db.write() as s:
         s.delete(owned(s, Contact, tenant_id, contact_id, name="contact"))
+
+
+def merge(db: Database, tenant_id: uuid.UUID, into_id: uuid.UUID, from_id: uuid.UUID) -> Contact:
+    """Merge contact ``from_id`` into ``into_id`` (the survivor), in one transaction.
+
+    The loser's conversations and identities move to the survivor; attributes are merged
+    with the survivor's values winning on conflicts; a name, phone or email the survivor
+    lacks is taken from the loser. Then the loser is deleted: nothing it had is lost.
+    """
+    if into_id == from_id:
+        raise InvalidInput("a contact cannot be merged into itself", contact_id=str(into_id))
+    with db.write() as s:
+        survivor = owned(s, Contact, tenant_id, into_id, name="contact", lock=True)
+        loser = owned(s, Contact, tenant_id, from_id, name="contact", lock=True)
+        for model in (Conversation, ContactIdentity):
+            s.execute(
+                sa.update(model)
+                .where(model.tenant_id == tenant_id, model.contact_id == from_id)
+                .values(contact_id=into_id)
+                .execution_options(synchronize_session=False)
+            )
+        survivor.attributes = {**(loser.attributes or {}), **(survivor.attributes or {})}
+        for name in ("name", "phone", "email"):
+            if getattr(survivor, name) is None and getattr(loser, name) is not None:
+                setattr(survivor, name, getattr(loser, name))
+        survivor.updated_at = utcnow()
+        s.flush()
+        s.delete(loser)
+        s.flush()
+        return survivor

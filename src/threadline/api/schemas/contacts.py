@@ -38,6 +38,16 @@ class ContactUpdate(Input):
     attributes: JSONObject | None = None
 
 
+class ContactMerge(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"from_contact_id": "0190f0c1-0000-7000-8000-000000000001"}]
+        }
+    )
+
+    from_contact_id: uuid.UUID = Field(description="The duplicate: merged in, then deleted.")
+
+
 class ContactListQuery(PageQuery):
     """``GET /v1/contacts``: newest first."""
 

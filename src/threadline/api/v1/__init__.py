@@ -10,6 +10,7 @@ from threadline.api.v1 import (
     context,
     conversations,
     events,
+    inboxes,
     message_events,
     messages,
     replies,
@@ -34,6 +35,7 @@ router = APIRouter(prefix="/v1", responses=_ERRORS)  # type: ignore[arg-type]
 router.include_router(messages.router)
 router.include_router(conversations.router)
 router.include_router(contacts.router)
+router.include_router(inboxes.router)
 router.include_router(message_events.router)
 router.include_router(context.router)
 router.include_router(agents.router)

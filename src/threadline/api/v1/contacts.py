@@ -10,6 +10,7 @@ from threadline.api.schemas.common import Page
 from threadline.api.schemas.contacts import (
     ContactCreate,
     ContactListQuery,
+    ContactMerge,
     ContactRead,
     ContactUpdate,
 )
@@ -60,3 +61,14 @@ def delete_contact(contact_id: uuid.UUID, ctx: Ctx, _: NoQueryParams) -> Respons
     caller = ctx.caller()
     contacts.delete(ctx.db, caller.tenant_id, contact_id)
     return Response(status_code=204)
+
+
+@router.post("/{contact_id}/merge", response_model=ContactRead)
+def merge_contact(
+    contact_id: uuid.UUID, body: ContactMerge, ctx: Ctx, _: NoQueryParams
+) -> ContactRead:
+    """Merge `from_contact_id` into this contact: its conversations and identities move
+    here, attributes are merged (this contact's win), and it is deleted. 422 for itself."""
+    caller = ctx.caller()
+    contact = contacts.merge(ctx.db, caller.tenant_id, contact_id, body.from_contact_id)
+    return ContactRead.model_validate(contact)
