@@ -35,6 +35,7 @@ from threadline.channels.whatsapp import window_open
 from threadline.domain.enums import Channel, DeliveryStatus, Direction, MessageType
 from threadline.domain.errors import InvalidInput, NotFound, WindowClosed
 from threadline.domain.ids import new_id
+from threadline.store import events as tenant_events
 from threadline.store.database import Database
 from threadline.store.models import (
     Contact,
@@ -257,6 +258,32 @@ def _event(
     }
 
 
+def _log_status(
+    conn: sa.Connection,
+    c: Claim,
+    status: DeliveryStatus,
+    provider_status: str,
+    error_code: str | None = None,
+) -> None:
+    """The tenant event beside a status event: ``message.status_updated`` (no bodies)."""
+    conversation_id = conn.execute(
+        sa.select(messages_table.c.conversation_id).where(messages_table.c.id == c.message_id)
+    ).scalar()
+    tenant_events.record(
+        conn,
+        c.tenant_id,
+        tenant_events.MESSAGE_STATUS_UPDATED,
+        conversation_id=conversation_id,
+        data={
+            "message_id": str(c.message_id),
+            "status": status.value,
+            "provider_status": provider_status,
+            "error_code": error_code,
+            "attempt": c.attempts,
+        },
+    )
+
+
 def record_sent(
     db: Database,
     c: Claim,
@@ -299,6 +326,7 @@ def record_sent(
                     data={"provider": provider, **(data or {})},
                 ),
             )
+            _log_status(conn, c, status, "accepted")
         return bool(done)
 
     return db.run_write(work)
@@ -349,6 +377,7 @@ def record_retry(
                     data={"retry_at": retry_at.isoformat(), "uncertain": uncertain},
                 ),
             )
+            _log_status(conn, c, DeliveryStatus.QUEUED, "retrying", error_code)
         return bool(done)
 
     return db.run_write(work)
@@ -392,6 +421,7 @@ def record_failed(
                     data=data,
                 ),
             )
+            _log_status(conn, c, DeliveryStatus.FAILED, provider_status, error_code)
         return bool(done)
 
     return db.run_write(work)

@@ -3,6 +3,9 @@
 At most one is pending per (conversation, message replied to) (a unique partial index);
 a newer draft for the same conversation supersedes the older pending ones (they become
 ``rejected`` with the feedback ``SUPERSEDED``).
+
+Every draft stored logs ``suggestion.created`` and every decision (a superseded draft's
+too) ``suggestion.decided`` in the tenant's event log, in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sqlalchemy as sa
 
 from threadline.domain.enums import SuggestionStatus
 from threadline.domain.errors import Conflict
+from threadline.store import events
 from threadline.store.database import Database
 from threadline.store.models import Conversation, Suggestion
 from threadline.store.owned import owned
@@ -27,7 +31,7 @@ def create_pending(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -
     S = Suggestion
     with db.write() as s:
         now = utcnow()
-        s.execute(
+        superseded = s.scalars(
             sa.update(S)
             .where(
                 S.tenant_id == tenant_id,
@@ -35,7 +39,9 @@ def create_pending(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -
                 S.status == SuggestionStatus.PENDING,
             )
             .values(status=SuggestionStatus.REJECTED, feedback=SUPERSEDED, updated_at=now)
-        )
+            .returning(S.id)
+            .execution_options(synchronize_session=False)
+        ).all()
         row = S(
             tenant_id=tenant_id,
             status=SuggestionStatus.PENDING,
@@ -45,6 +51,27 @@ def create_pending(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -
         )
         s.add(row)
         s.flush()
+        conversation_id = fields["conversation_id"]
+        log = [
+            events.row(
+                tenant_id,
+                events.SUGGESTION_DECIDED,
+                conversation_id=conversation_id,
+                data={"suggestion_id": str(old), "status": SuggestionStatus.REJECTED.value},
+                now=now,
+            )
+            for old in superseded
+        ]
+        log.append(
+            events.row(
+                tenant_id,
+                events.SUGGESTION_CREATED,
+                conversation_id=conversation_id,
+                data={"suggestion_id": str(row.id)},
+                now=now,
+            )
+        )
+        events.record_many(s.connection(), log)
         return row
 
 
@@ -101,4 +128,11 @@ def decide(
         row.sent_message_id = sent_message_id
         row.decided_at = now
         row.updated_at = now
+        events.record(
+            s.connection(),
+            tenant_id,
+            events.SUGGESTION_DECIDED,
+            conversation_id=row.conversation_id,
+            data={"suggestion_id": str(row.id), "status": status.value},
+        )
         return row
