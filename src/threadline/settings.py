@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level."
     )
+    opentelemetry: bool = Field(
+        False,
+        description="FastAPI's OpenTelemetry spans and metrics, for a configured OTel provider.",
+    )
     max_content_chars: int = Field(
         32_000, ge=1, description="Longest message content accepted; longer answers 413."
     )

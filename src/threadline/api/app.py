@@ -8,6 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from threadline import __version__, web
 from threadline.api import errors, ops, v1, webhooks
@@ -40,6 +41,9 @@ BackgroundTask = Callable[[Database, Settings], Awaitable[None]]
 BACKGROUND_TASKS: tuple[BackgroundTask, ...] = LOOPS
 
 
+_NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
+
 def create_app(
     settings: Settings | None = None,
     db: Database | None = None,
@@ -56,6 +60,9 @@ def create_app(
         # The docs list resources in this order, whatever order the routes are matched in.
         openapi_tags=[{"name": n} for n in ("contacts", "conversations", "messages", "operations")],
         lifespan=_lifespan(database, settings, background),
+        # FastAPI's own OpenTelemetry layer asks for a provider on every request; Threadline
+        # exports Prometheus metrics, and turns it on only when asked to.
+        telemetry=None if settings.opentelemetry else _NO_TELEMETRY,
     )
     app.state.settings = settings
     app.state.db = database

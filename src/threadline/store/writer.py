@@ -7,16 +7,19 @@ in arrival order:
 
 - A write is a function of a connection. ``GroupCommit.run(work)`` queues it and waits.
 - The first writer to find nobody writing becomes the *leader*: it takes every write queued
-  so far (up to ``max_batch``), runs each in its own SAVEPOINT inside one ``BEGIN IMMEDIATE``
-  transaction (a write alone in its group needs none), commits once, and hands each writer
-  its own result or error.
+  so far (up to ``max_batch``), runs them one after the other in one ``BEGIN IMMEDIATE``
+  transaction, commits once, and hands each writer its own result. If any of them fails,
+  the whole transaction is rolled back and each write of the group runs again alone, so a
+  failure is only ever its own write's. (Savepoints per write would do the same at a cost on
+  every group; failures are rare, since input is checked before it gets here.)
 - When it is done, leadership passes to the oldest write still waiting, whose thread then
   leads the next group. No extra thread, no hop: every write runs on a request's own thread.
 
 Every guarantee of a single-writer transaction holds. Each write sees the ones before it in
 the group (so seqs stay gap-free and a repeated idempotency key is a replay); a write that
-fails rolls back to its savepoint and fails alone; nobody is answered before the commit
-that holds their write has returned, and if that commit fails, every write in it fails.
+fails, fails alone; nobody is answered before the commit that holds their write has
+returned. A write must be a function of the database only (no side effects outside the
+transaction), since a failure elsewhere in its group makes it run again.
 
 Other processes (the CLI, a second server) still meet at SQLite's lock, through the busy
 timeout; within a process, writes never wait on each other in the busy handler.
@@ -103,31 +106,29 @@ class GroupCommit:
                     self._leading = False
 
     def _commit(self, group: list[_Write[Any]]) -> None:
-        if len(group) == 1:  # alone: the transaction itself is the write's savepoint
-            write = group[0]
-            try:
-                with self.lock, self._begin() as conn:
-                    write.result = write.work(conn)
-            except BaseException as exc:
-                write.error = exc
-                if not isinstance(exc, Exception):
-                    raise
+        if len(group) == 1:
+            self._commit_alone(group[0])
             return
         try:
             with self.lock, self._begin() as conn:
                 for write in group:
-                    savepoint = conn.begin_nested()
-                    try:
-                        write.result = write.work(conn)
-                    except Exception as exc:
-                        savepoint.rollback()
-                        write.error = exc
-                    else:
-                        savepoint.commit()
-        except BaseException as exc:  # the commit (or the transaction) failed: nobody's write holds
+                    write.result = write.work(conn)
+        except Exception:
+            # One write failed (or the commit did): nothing of the group is stored. Rare, as
+            # input is checked before it gets here; each write now runs alone, so only the
+            # failing one fails. Writes are functions of the database alone: running one
+            # again after a rollback is safe.
             for write in group:
                 write.result = None
-                write.error = exc
+                self._commit_alone(write)
+
+    def _commit_alone(self, write: _Write[Any]) -> None:
+        try:
+            with self.lock, self._begin() as conn:
+                write.result = write.work(conn)
+        except BaseException as exc:
+            write.result = None
+            write.error = exc
             if not isinstance(exc, Exception):
                 raise
 
