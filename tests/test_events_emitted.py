@@ -12,10 +12,22 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import TenantKey
+from threadline.channels.base import StatusUpdate
 from threadline.domain.enums import DeliveryStatus, SuggestionStatus
 from threadline.domain.errors import Conflict
 from threadline.domain.ids import new_id
-from threadline.store import Database, conversations, deliveries, events, messages, suggestions
+from threadline.settings import Settings
+from threadline.store import (
+    Database,
+    conversations,
+    deliveries,
+    events,
+    inboxes,
+    messages,
+    outbox,
+    statuses,
+    suggestions,
+)
 from threadline.store.types import utcnow
 
 Json = dict[str, Any]
@@ -25,7 +37,9 @@ def _types(db: Database, tenant: TenantKey, *wanted: str) -> list[Json]:
     return [e for e in events.after(db, tenant.tenant_id, None) if e["type"] in wanted]
 
 
-def _queued(db: Database, tenant: TenantKey) -> tuple[uuid.UUID, uuid.UUID]:
+def _queued(
+    db: Database, tenant: TenantKey, inbox_id: uuid.UUID | None = None
+) -> tuple[uuid.UUID, uuid.UUID]:
     conv = conversations.create(db, tenant.tenant_id, {"channel": "api"})
     answer = messages.append(
         db, tenant.tenant_id, conv.id, [{"role": "assistant", "content": "secret words"}]
@@ -39,6 +53,7 @@ def _queued(db: Database, tenant: TenantKey) -> tuple[uuid.UUID, uuid.UUID]:
                 "id": new_id(),
                 "tenant_id": tenant.tenant_id,
                 "message_id": message_id,
+                "inbox_id": inbox_id,
                 "status": DeliveryStatus.QUEUED,
                 "attempts": 0,
                 "next_attempt_at": now,
@@ -94,6 +109,54 @@ def test_a_fenced_out_record_logs_nothing(db: Database, tenant: TenantKey) -> No
     # the same claim again: no longer this worker's, nothing written
     assert not deliveries.record_failed(db, claim, error_code=None, error="x")
     assert len(_types(db, tenant, events.MESSAGE_STATUS_UPDATED)) == 1
+
+
+def _inbox(db: Database, settings: Settings, tenant: TenantKey) -> uuid.UUID:
+    fields = {
+        "provider": "twilio",
+        "address": "+14155550199",
+        "credentials": {"account_sid": "AC" + "0" * 32, "auth_token": "tok"},
+    }
+    return inboxes.create(db, settings, tenant.tenant_id, fields).id
+
+
+def test_provider_callbacks_log_status_updates_for_known_messages_only(
+    db: Database, settings: Settings, tenant: TenantKey
+) -> None:
+    inbox_id = _inbox(db, settings, tenant)
+    conv_id, message_id = _queued(db, tenant, inbox_id)
+    [claim] = deliveries.claim(db, limit=5, lease=timedelta(seconds=30))
+    deliveries.record_sent(
+        db, claim, status=DeliveryStatus.SENT, external_message_id="SM1", provider="twilio"
+    )
+    now = utcnow()
+    statuses.apply(
+        db,
+        tenant.tenant_id,
+        inbox_id,
+        [
+            StatusUpdate("SM1", DeliveryStatus.DELIVERED, "delivered", now),
+            StatusUpdate("SM-unknown", DeliveryStatus.DELIVERED, "delivered", now),
+        ],
+    )
+    logged = _types(db, tenant, events.MESSAGE_STATUS_UPDATED)
+    assert [(e["data"]["status"], e["data"]["provider_status"]) for e in logged] == [
+        ("sent", "accepted"),
+        ("delivered", "delivered"),
+    ]
+    assert logged[-1]["conversation_id"] == conv_id
+    assert logged[-1]["data"]["message_id"] == str(message_id)
+
+
+def test_an_outbox_acknowledgement_logs_sent(
+    db: Database, settings: Settings, tenant: TenantKey
+) -> None:
+    inbox_id = _inbox(db, settings, tenant)
+    _, message_id = _queued(db, tenant, inbox_id)
+    assert outbox.ack(db, tenant.tenant_id, inbox_id, [str(message_id)]) == 1
+    [e] = _types(db, tenant, events.MESSAGE_STATUS_UPDATED)
+    assert (e["data"]["message_id"], e["data"]["status"]) == (str(message_id), "sent")
+    assert e["data"]["provider_status"] == "acknowledged"
 
 
 def _draft(db: Database, tenant: TenantKey, conv_id: uuid.UUID, text: str) -> uuid.UUID:

@@ -258,32 +258,6 @@ def _event(
     }
 
 
-def _log_status(
-    conn: sa.Connection,
-    c: Claim,
-    status: DeliveryStatus,
-    provider_status: str,
-    error_code: str | None = None,
-) -> None:
-    """The tenant event beside a status event: ``message.status_updated`` (no bodies)."""
-    conversation_id = conn.execute(
-        sa.select(messages_table.c.conversation_id).where(messages_table.c.id == c.message_id)
-    ).scalar()
-    tenant_events.record(
-        conn,
-        c.tenant_id,
-        tenant_events.MESSAGE_STATUS_UPDATED,
-        conversation_id=conversation_id,
-        data={
-            "message_id": str(c.message_id),
-            "status": status.value,
-            "provider_status": provider_status,
-            "error_code": error_code,
-            "attempt": c.attempts,
-        },
-    )
-
-
 def record_sent(
     db: Database,
     c: Claim,
@@ -315,18 +289,16 @@ def record_sent(
     def work(conn: sa.Connection) -> bool:
         done = conn.execute(deliveries.update().where(_fenced(c)).values(**values)).rowcount
         if done and status != DeliveryStatus.QUEUED:
-            conn.execute(
-                events.insert(),
-                _event(
-                    c,
-                    status,
-                    now,
-                    external_message_id=external_message_id,
-                    provider_status="accepted",
-                    data={"provider": provider, **(data or {})},
-                ),
+            event = _event(
+                c,
+                status,
+                now,
+                external_message_id=external_message_id,
+                provider_status="accepted",
+                data={"provider": provider, **(data or {})},
             )
-            _log_status(conn, c, status, "accepted")
+            conn.execute(events.insert(), event)
+            tenant_events.record_status_updates(conn, c.tenant_id, [event])
         return bool(done)
 
     return db.run_write(work)
@@ -365,19 +337,17 @@ def record_retry(
             )
         ).rowcount
         if done:
-            conn.execute(
-                events.insert(),
-                _event(
-                    c,
-                    DeliveryStatus.QUEUED,
-                    now,
-                    provider_status="retrying",
-                    error_code=error_code,
-                    error=error,
-                    data={"retry_at": retry_at.isoformat(), "uncertain": uncertain},
-                ),
+            event = _event(
+                c,
+                DeliveryStatus.QUEUED,
+                now,
+                provider_status="retrying",
+                error_code=error_code,
+                error=error,
+                data={"retry_at": retry_at.isoformat(), "uncertain": uncertain},
             )
-            _log_status(conn, c, DeliveryStatus.QUEUED, "retrying", error_code)
+            conn.execute(events.insert(), event)
+            tenant_events.record_status_updates(conn, c.tenant_id, [event])
         return bool(done)
 
     return db.run_write(work)
@@ -409,19 +379,17 @@ def record_failed(
             )
         ).rowcount
         if done:
-            conn.execute(
-                events.insert(),
-                _event(
-                    c,
-                    DeliveryStatus.FAILED,
-                    now,
-                    provider_status=provider_status,
-                    error_code=error_code,
-                    error=error,
-                    data=data,
-                ),
+            event = _event(
+                c,
+                DeliveryStatus.FAILED,
+                now,
+                provider_status=provider_status,
+                error_code=error_code,
+                error=error,
+                data=data,
             )
-            _log_status(conn, c, DeliveryStatus.FAILED, provider_status, error_code)
+            conn.execute(events.insert(), event)
+            tenant_events.record_status_updates(conn, c.tenant_id, [event])
         return bool(done)
 
     return db.run_write(work)

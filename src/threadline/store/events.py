@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from threadline.domain.ids import new_id
 from threadline.store.bulk_insert import BulkInsert
 from threadline.store.database import Database
-from threadline.store.models import Event
+from threadline.store.models import Event, Message
 from threadline.store.types import utcnow
 
 events_table = cast(sa.Table, Event.__table__)
@@ -82,6 +82,47 @@ def record(
 ) -> None:
     """Write one event inside the caller's transaction."""
     record_many(conn, [row(tenant_id, type_, conversation_id=conversation_id, data=data)])
+
+
+_messages = cast(sa.Table, Message.__table__)
+
+
+def record_status_updates(
+    conn: sa.Connection, tenant_id: uuid.UUID, status_events: Sequence[dict[str, Any]]
+) -> None:
+    """``message.status_updated`` for each ``message_status_events`` row just written
+    (those about a message we know), inside the caller's transaction: the message, its
+    status and the provider's word for it, never the provider's payload."""
+    known = [e for e in status_events if e.get("message_id") is not None]
+    if not known:
+        return
+    ids = {e["message_id"] for e in known}
+    found = conn.execute(
+        sa.select(_messages.c.id, _messages.c.conversation_id).where(
+            _messages.c.tenant_id == tenant_id, _messages.c.id.in_(ids)
+        )
+    )
+    conversation_of = {message_id: conversation_id for message_id, conversation_id in found}
+    rows = []
+    for e in known:
+        status = e.get("status")
+        data = {
+            "message_id": str(e["message_id"]),
+            "status": getattr(status, "value", status),
+            "provider_status": e.get("provider_status"),
+            "error_code": e.get("error_code"),
+        }
+        if isinstance(e.get("provider_data"), dict) and "attempt" in e["provider_data"]:
+            data["attempt"] = e["provider_data"]["attempt"]
+        rows.append(
+            row(
+                tenant_id,
+                MESSAGE_STATUS_UPDATED,
+                conversation_id=conversation_of.get(e["message_id"]),
+                data=data,
+            )
+        )
+    record_many(conn, rows)
 
 
 _AFTER = (

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from threadline.domain.enums import DeliveryStatus
 from threadline.domain.errors import MalformedPayload
 from threadline.domain.ids import new_id
+from threadline.store import events as tenant_events
 from threadline.store.database import Database
 from threadline.store.models import Conversation, Message, MessageDelivery, MessageStatusEvent
 from threadline.store.types import utcnow
@@ -134,26 +135,25 @@ def ack(
             .where(mine)
             .values(status=DeliveryStatus.SENT, sent_at=now, claimed_until=None, updated_at=now)
         )
-        conn.execute(
-            events.insert(),
-            [
-                {
-                    "id": new_id(),
-                    "tenant_id": tenant_id,
-                    "message_id": r.message_id,
-                    "inbox_id": inbox_id,
-                    "external_message_id": None,
-                    "status": DeliveryStatus.SENT,
-                    "provider_status": "acknowledged",
-                    "error_code": None,
-                    "error": None,
-                    "provider_data": {"via": "outbox"},
-                    "occurred_at": now,
-                    "created_at": now,
-                }
-                for r in rows
-            ],
-        )
+        acknowledged = [
+            {
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "message_id": r.message_id,
+                "inbox_id": inbox_id,
+                "external_message_id": None,
+                "status": DeliveryStatus.SENT,
+                "provider_status": "acknowledged",
+                "error_code": None,
+                "error": None,
+                "provider_data": {"via": "outbox"},
+                "occurred_at": now,
+                "created_at": now,
+            }
+            for r in rows
+        ]
+        conn.execute(events.insert(), acknowledged)
+        tenant_events.record_status_updates(conn, tenant_id, acknowledged)
         return len(rows)
 
     return db.run_write(work)

@@ -29,6 +29,7 @@ from threadline.channels.base import StatusUpdate
 from threadline.domain.enums import DeliveryStatus
 from threadline.domain.ids import new_id
 from threadline.logs import get_logger
+from threadline.store import events as tenant_events
 from threadline.store.database import Database
 from threadline.store.inbound import external_id
 from threadline.store.models import MessageDelivery, MessageStatusEvent
@@ -183,6 +184,7 @@ def apply(
                 )
             )
         conn.execute(events.insert(), rows)
+        tenant_events.record_status_updates(conn, tenant_id, rows)
         return out
 
     applied = db.run_write(work)
