@@ -21,11 +21,12 @@ import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from threadline.domain.errors import ModelFailed, ModelNotConfigured
+
+if TYPE_CHECKING:
+    pass
 from threadline.settings import Settings
 
 #: US dollars per million (prompt, completion) tokens, by model-name prefix.
@@ -148,6 +149,8 @@ class LLM:
     """A client for one ``ModelConfig``."""
 
     def __init__(self, config: ModelConfig) -> None:
+        import openai  # loaded on first use: importing it takes a second
+
         self.config = config
         self._client = openai.OpenAI(
             base_url=config.base_url,
@@ -174,6 +177,8 @@ class LLM:
         return params
 
     def _failed(self, error: Exception, started: float) -> ModelFailed:
+        import openai  # loaded on first use: importing it takes a second
+
         elapsed = int((time.perf_counter() - started) * 1000)
         if isinstance(error, openai.APITimeoutError):
             text = f"the model timed out after {self.config.timeout:g} s"
@@ -192,6 +197,8 @@ class LLM:
         tools: Sequence[Mapping[str, Any]] | None = None,
         response_format: Mapping[str, Any] | None = None,
     ) -> Completion:
+        import openai  # loaded on first use: importing it takes a second
+
         started = time.perf_counter()
         try:
             raw = self._client.chat.completions.create(
@@ -221,6 +228,8 @@ class LLM:
         tools: Sequence[Mapping[str, Any]] | None = None,
     ) -> Iterator[Delta | Completion]:
         """Text deltas as they come, each tool call once complete, then the ``Completion``."""
+        import openai  # loaded on first use: importing it takes a second
+
         started = time.perf_counter()
         params = self._params(messages, tools, None)
         params |= {"stream": True, "stream_options": {"include_usage": True}}

@@ -15,6 +15,7 @@ an admin also manages inboxes, agents, keys and users.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -49,9 +50,14 @@ FAILURE_WINDOW = 15 * 60
 MAX_DELAY = 5.0
 
 _passwords = PasswordHash.recommended()
-#: Checked against when no user has the email, so an unknown email costs as much as a wrong
-#: password and the two cannot be told apart by timing.
-_DUMMY_HASH = _passwords.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when no user has the email, so an unknown email costs as much as a
+    wrong password and the two cannot be told apart by timing. Made on first use: an Argon2
+    hash takes a noticeable moment, which no import should pay."""
+    return _passwords.hash(secrets.token_urlsafe(16))
 
 
 class SignInRequired(Exception):
@@ -213,7 +219,7 @@ def sign_in(db: Database, email: str, password: str) -> User | None:
             )
         )
     if not tenant_ids:
-        _passwords.verify(password, _DUMMY_HASH)
+        _passwords.verify(password, _dummy_hash())
         return None
     for tenant_id in tenant_ids:
         user = tenants.verify_user(db, tenant_id, address, password)
