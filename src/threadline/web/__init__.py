@@ -27,10 +27,19 @@ VENDOR = {
 
 
 def install(app: FastAPI) -> None:
-    from threadline.web.routes import admin, analytics, contacts, conversation, inbox, live, session
+    from threadline.web.routes import (
+        admin,
+        analytics,
+        contacts,
+        conversation,
+        inbox,
+        live,
+        session,
+        widget,
+    )
 
     app.state.web_throttle = auth.Throttle()
-    for module in (session, inbox, conversation, contacts, analytics, admin, live):
+    for module in (session, inbox, conversation, contacts, analytics, admin, live, widget):
         app.include_router(module.router)
     app.add_api_route("/static/vendor/{name}", vendor, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
