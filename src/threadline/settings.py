@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-key-change-me"
+
+
+class RetentionRule(BaseModel):
+    """One tenant's retention: conversations idle for ``days`` are archived or deleted."""
+
+    days: float | None = Field(None, gt=0)
+    action: Literal["archive", "delete"] = "archive"
 
 
 class Settings(BaseSettings):
@@ -70,6 +77,20 @@ class Settings(BaseSettings):
     )
     event_retention_days: float = Field(
         30, gt=0, description="How long the tenant event log (GET /v1/events) keeps events."
+    )
+    retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="Archive or delete (retention_action) conversations with no activity for "
+        "this many days; unset keeps them forever.",
+    )
+    retention_action: Literal["archive", "delete"] = Field(
+        "archive", description="What retention does to an idle conversation."
+    )
+    retention_tenants: dict[str, RetentionRule] = Field(
+        default_factory=dict,
+        description='Per-tenant retention by slug, as JSON: {"acme": {"days": 30, "action": '
+        '"delete"}}; {"days": null} keeps a tenant\'s conversations forever.',
     )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL",
@@ -177,6 +198,12 @@ class Settings(BaseSettings):
                 "(for example: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
         return self
+
+    def retention_for(self, slug: str) -> RetentionRule:
+        """The retention of tenant ``slug``: its own rule, else the defaults."""
+        return self.retention_tenants.get(slug) or RetentionRule(
+            days=self.retention_days, action=self.retention_action
+        )
 
     @property
     def is_sqlite(self) -> bool:

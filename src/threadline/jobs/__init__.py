@@ -15,10 +15,17 @@ from threadline.jobs.deliver import deliver_forever
 from threadline.jobs.embed import embed_forever
 from threadline.jobs.prune import prune_forever
 from threadline.jobs.reply import agent_forever
+from threadline.jobs.retention import retention_forever
 from threadline.settings import Settings
 from threadline.store.database import Database
 
 Loop = Callable[[Database, Settings], Awaitable[None]]
 
 #: The loops every server and worker runs.
-LOOPS: tuple[Loop, ...] = (prune_forever, embed_forever, deliver_forever, agent_forever)
+LOOPS: tuple[Loop, ...] = (
+    prune_forever,
+    embed_forever,
+    deliver_forever,
+    agent_forever,
+    retention_forever,
+)

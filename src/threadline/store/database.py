@@ -184,6 +184,7 @@ def _sqlite_engine(url: URL, synchronous: str, busy_timeout_ms: int) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA secure_delete=ON")  # erased text is zeroed, not left in free pages
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.close()
         _load_sqlite_vec(dbapi_conn)

@@ -13,6 +13,7 @@ from threadline.api.v1 import (
     inboxes,
     message_events,
     messages,
+    privacy,
     replies,
     search,
     suggestions,
@@ -35,6 +36,7 @@ router = APIRouter(prefix="/v1", responses=_ERRORS)  # type: ignore[arg-type]
 router.include_router(messages.router)
 router.include_router(conversations.router)
 router.include_router(contacts.router)
+router.include_router(privacy.router)
 router.include_router(inboxes.router)
 router.include_router(message_events.router)
 router.include_router(context.router)
