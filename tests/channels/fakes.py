@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,6 +49,8 @@ class Reply:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    #: Run before answering, as a provider that calls back before its API answer arrives.
+    before: Callable[[], None] | None = None
 
 
 class ProviderAPI:
@@ -84,6 +87,8 @@ class ProviderAPI:
                     )
                 )
                 reply = api._next(self.command, self.path.split("?")[0])
+                if reply.before is not None:
+                    reply.before()
                 if reply.delay:
                     time.sleep(reply.delay)
                 payload = reply.body

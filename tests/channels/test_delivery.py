@@ -11,18 +11,20 @@ from collections.abc import Iterator
 from datetime import timedelta
 from email import message_from_bytes, policy
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from twilio.request_validator import RequestValidator
 
 from conftest import TenantKey, make_tenant
 from threadline.api.app import create_app
 from threadline.jobs.deliver import Deliverer, backoff, client_for
 from threadline.settings import Settings
 from threadline.store import Database, deliveries, inboxes
-from threadline.store.models import Message, MessageDelivery
+from threadline.store.models import Event, Message, MessageDelivery, MessageStatusEvent
 
 from .fakes import ProviderAPI, Reply, closed_port_url
 from .test_email_smtp import Recorder, smtp_server  # noqa: F401 - the fixture
@@ -232,6 +234,67 @@ def test_twilio_send_is_one_call_and_the_delivery_goes_queued_to_sent(
     (event,) = events.json()["data"]
     assert event["status"] == "sent"
     assert event["external_message_id"] == "SM" + "1" * 32
+
+
+def test_a_status_callback_before_the_send_is_recorded_is_attached_and_applied(
+    api: TestClient,
+    db: Database,
+    settings: Settings,
+    tenant: TenantKey,
+    provider_api: ProviderAPI,
+    worker: Deliverer,
+) -> None:
+    """Twilio calls the status webhook before its API answer reaches the worker: the
+    callback is kept with no message, then attached when the send is recorded."""
+    inbox_id = twilio_inbox(db, settings, tenant, provider_api.url)
+    status_url = api.get(f"/v1/inboxes/{inbox_id}").json()["webhooks"]["status"]
+    conv = start(api, inbox_id)
+    sid = "SM" + "7" * 32
+    early: list[httpx.Response] = []
+
+    def call_back() -> None:
+        params = {"MessageSid": sid, "MessageStatus": "delivered", "To": "+14155550100"}
+        signature = RequestValidator("tok").compute_signature(status_url, params)
+        early.append(
+            api.post(
+                status_url.removeprefix(settings.public_url),
+                content=urlencode(params),
+                headers={
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Twilio-Signature": signature,
+                },
+            )
+        )
+
+    provider_api.reply("POST", TWILIO_PATH, Reply(201, twilio_ok(sid).body, before=call_back))
+    msg = send(api, conv, "See you at 7.").json()
+    assert worker.run_once() == 1
+
+    assert [r.status_code for r in early] == [200], early[0].text if early else None
+    row = delivery(db, tenant, msg["id"])
+    assert (row["status"], row["external_message_id"]) == ("delivered", sid)
+    assert row["sent_at"] is not None and row["delivered_at"] is not None
+    shown = api.get(f"/v1/conversations/{conv}/messages").json()["data"][0]
+    assert shown["delivery_status"] == "delivered"
+    events = api.get(f"/v1/messages/{msg['id']}/events").json()["data"]
+    assert sorted((e["status"], e["provider_status"]) for e in events) == [
+        ("delivered", "delivered"),
+        ("sent", "accepted"),
+    ]
+    with db.connect() as conn:
+        orphans = conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(MessageStatusEvent)
+            .where(MessageStatusEvent.message_id.is_(None))
+        )
+        told = conn.execute(
+            sa.select(Event.data).where(
+                Event.tenant_id == tenant.tenant_id, Event.type == "message.status_updated"
+            )
+        ).scalars()
+        statuses_told = sorted(d["status"] for d in told if d["message_id"] == msg["id"])
+    assert orphans == 0
+    assert statuses_told == ["delivered", "sent"]
 
 
 def test_5xx_is_retried_with_backoff_then_sent(

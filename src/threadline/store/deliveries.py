@@ -36,6 +36,7 @@ from threadline.domain.enums import Channel, DeliveryStatus, Direction, MessageT
 from threadline.domain.errors import InvalidInput, NotFound, WindowClosed
 from threadline.domain.ids import new_id
 from threadline.store import events as tenant_events
+from threadline.store import statuses
 from threadline.store.database import Database
 from threadline.store.models import (
     Contact,
@@ -271,8 +272,11 @@ def record_sent(
     """The provider took the message: its status and id, a ``sent_at``, and an event.
 
     ``status`` ``queued`` is a pull-based provider's answer (the Zapier outbox): the row
-    stays ``queued`` with no next attempt, for the outbox to hand out. Answers whether the
-    claim was still this worker's.
+    stays ``queued`` with no next attempt, for the outbox to hand out. Status callbacks
+    that arrived for ``external_message_id`` before this (a fast provider calls back
+    before its API answer reaches us) are attached to the message and applied in the
+    same transaction (``statuses.adopt``). Answers whether the claim was still this
+    worker's.
     """
     now = now or utcnow()
     values: dict[str, Any] = {
@@ -299,6 +303,8 @@ def record_sent(
             )
             conn.execute(events.insert(), event)
             tenant_events.record_status_updates(conn, c.tenant_id, [event])
+        if done and external_message_id and c.inbox_id is not None:
+            statuses.adopt(conn, c.tenant_id, c.inbox_id, external_message_id, c.message_id)
         return bool(done)
 
     return db.run_write(work)

@@ -235,6 +235,10 @@ def adopt(
         .where(events.c.id.in_([e["id"] for e in early]))
         .values(message_id=message_id)
     )
+    # their message.status_updated, which they could not have when they came in
+    tenant_events.record_status_updates(
+        conn, tenant_id, [{**e, "message_id": message_id} for e in early]
+    )
     row = conn.execute(
         sa.select(*_FIELDS).where(
             deliveries.c.tenant_id == tenant_id, deliveries.c.message_id == message_id
