@@ -23,7 +23,6 @@ found work, every ``delivery_poll_seconds`` when idle.
 
 from __future__ import annotations
 
-import importlib
 import random
 import smtplib
 import uuid
@@ -42,7 +41,7 @@ from threadline.domain.errors import NotFound, ProviderError, UnknownProvider
 from threadline.jobs import lookup
 from threadline.logs import get_logger
 from threadline.settings import Settings
-from threadline.store import deliveries
+from threadline.store import deliveries, inboxes
 from threadline.store.database import Database
 from threadline.store.deliveries import Claim, Job
 from threadline.store.types import utcnow
@@ -61,8 +60,7 @@ def inbox_loader(settings: Settings) -> InboxLoader:
     decrypted credentials and webhook URLs."""
 
     def load(db: Database, tenant_id: uuid.UUID, inbox_id: uuid.UUID) -> InboxConfig:
-        inboxes: Any = importlib.import_module("threadline.store.inboxes")
-        return inboxes.config_for(db, tenant_id, inbox_id, settings)  # type: ignore[no-any-return]
+        return inboxes.config_for(db, tenant_id, inbox_id, settings)
 
     return load
 
