@@ -30,8 +30,10 @@ from twilio.request_validator import RequestValidator
 from conftest import TenantKey, make_tenant
 from test_bad_input import counts
 from threadline.api.app import create_app
+from threadline.ingest import Ingest
 from threadline.settings import Settings
-from threadline.store import Database, messages
+from threadline.store import Database, conversations, messages
+from threadline.store.models import ActionLog
 
 FIXTURES = Path(__file__).parent / "fixtures" / "channels"
 PUBLIC = "https://hooks.example.com"
@@ -608,15 +610,63 @@ def test_vapi_call_is_one_transcript_in_its_own_conversation_with_actions(
     msgs = api.get(f"/v1/conversations/{convs[0]['id']}/messages").json()["data"]
     assert len(msgs) == 1 and msgs[0]["message_type"] == "transcript"
     assert msgs[0]["channel_data"]["segments"]
-    actions = rows(db, "SELECT action_name, action_type FROM action_logs")
-    assert len(actions) == len(report["message"]["artifact"].get("toolCalls") or []) or actions
-    assert all(a["action_type"] == "function_call" for a in actions)
+    # the one function call, once across the three replays, on the transcript message
+    actions = rows(db, "SELECT action_name, action_type, message_id FROM action_logs")
+    assert len(actions) == 1
+    assert actions[0]["action_type"] == "function_call"
+    assert str(uuid.UUID(str(actions[0]["message_id"]))) == msgs[0]["id"]
     other = report | {
         "message": report["message"] | {"call": report["message"]["call"] | {"id": "call-2"}}
     }
     assert hooks.post(path, json=other, headers={"X-Vapi-Secret": secret}).status_code == 200
     assert len(api.get("/v1/conversations").json()["data"]) == 2  # one conversation per call
     assert hooks.post(path, json=report, headers={"X-Vapi-Secret": "nope"}).status_code == 403
+
+
+def test_a_call_and_its_actions_are_stored_together_or_not_at_all(
+    db: Database, settings: Settings, tenant: TenantKey
+) -> None:
+    """The transcript and its function calls share the append's transaction: when writing
+    the actions fails, the message is not stored either, and a replay is not given them
+    twice."""
+
+    conv = conversations.create(db, tenant.tenant_id, {"channel": "voice"})
+    assert rows(db, "SELECT id FROM messages") == []
+    written: list[int] = []
+
+    def actions_then_fail(conn: sa.Connection, new: list[dict[str, Any]]) -> None:
+        conn.execute(
+            sa.insert(ActionLog),
+            {
+                "id": uuid.uuid4(),
+                "tenant_id": tenant.tenant_id,
+                "conversation_id": conv.id,
+                "message_id": new[0]["id"],
+                "action_name": "book",
+                "action_type": "function_call",
+                "created_at": new[0]["created_at"],
+            },
+        )
+        written.append(len(new))
+        raise RuntimeError("the action log is full")
+
+    ingest = Ingest(db, settings)
+    item = {"role": "user", "content": "transcript", "external_message_id": "call-9"}
+    with pytest.raises(RuntimeError):
+        ingest.append(tenant.tenant_id, conv.id, [item], extra=actions_then_fail)
+    assert written and written[0] == 1
+    assert rows(db, "SELECT id FROM messages") == []
+    assert rows(db, "SELECT id FROM action_logs") == []
+
+    calls: list[int] = []
+    first = ingest.append(
+        tenant.tenant_id, conv.id, [item], extra=lambda c, new: calls.append(len(new))
+    )
+    again = ingest.append(
+        tenant.tenant_id, conv.id, [item], extra=lambda c, new: calls.append(len(new))
+    )
+    assert (first.created, again.created) == (True, False)
+    assert calls == [1]  # not called for a replay
 
 
 def test_retell_call_analyzed_signed_by_the_sdk(hooks: TestClient, api: TestClient) -> None:

@@ -26,7 +26,7 @@ from threadline.metrics import Metrics
 from threadline.settings import Settings
 from threadline.store import messages
 from threadline.store.database import Database
-from threadline.store.messages import Appended
+from threadline.store.messages import Appended, Extra
 
 #: Text fields held to ``max_content_chars`` each.
 TEXT_FIELDS = ("content", "content_html", "prompt_used")
@@ -80,10 +80,16 @@ class Ingest:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         send: bool | Sequence[bool] = False,
+        extra: Extra | None = None,
     ) -> Appended:
         """Store ``items`` at the end of a conversation, all or nothing (see
         ``store.messages.append`` for replays and ordering); with ``send`` (one flag, or one
-        per item) the new messages are queued for delivery in the same transaction."""
+        per item) the new messages are queued for delivery in the same transaction.
+
+        ``extra(conn, new)``: rows that belong with the new messages (a voice call's
+        function calls as action log rows), written in the append's transaction after the
+        messages, so both are stored or neither; not called for a replay. It may run twice
+        (group commit), so it only writes to ``conn``."""
         self.check_count(len(items))
         self.check_sizes(items)
         result = messages.append(
@@ -94,6 +100,7 @@ class Ingest:
             idempotency_key=idempotency_key,
             request_hash=request_hash,
             send=send,
+            extra=extra,
         )
         if result.created and self.metrics is not None:
             self.metrics.messages_stored.labels(result.channel.value).inc(result.stored)

@@ -8,7 +8,7 @@ For one webhook ``/webhooks/{provider}/{inbox_id}/{name}[/{secret}]``:
    (``MalformedPayload``, 400);
 3. each ``Inbound``: its contact and conversation (``store/inbound.py``), then
    ``Ingest.append`` (limits, idempotency by ``external_message_id`` in the inbox); a
-   voice call's function calls become action log rows;
+   voice call's function calls become action log rows in the same transaction;
 4. each ``StatusUpdate``: its delivery moves and the callback is kept
    (``store/statuses.py``);
 5. the provider's expected answer (``result.response``).
@@ -175,7 +175,10 @@ class Receiver:
             self.db, located.tenant_id, located.inbox_id, located.channel, item, idle=idle
         )
         appended = self.ingest.append(
-            located.tenant_id, target.conversation_id, [message_fields(item)]
+            located.tenant_id,
+            target.conversation_id,
+            [message_fields(item)],
+            extra=resolution.write_actions(located.tenant_id, item) if item.actions else None,
         )
         message = appended.messages[0]
         stored = StoredMessage(
@@ -186,10 +189,6 @@ class Receiver:
             contact_id=target.contact_id,
             created=appended.created,
         )
-        if appended.created and item.actions:
-            resolution.record_actions(
-                self.db, located.tenant_id, stored.conversation_id, stored.message_id, item
-            )
         return stored
 
     def after(self, received: Received) -> None:

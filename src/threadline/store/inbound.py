@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -457,18 +457,15 @@ def _create_conversation(
 # --- actions --------------------------------------------------------------------------------
 
 
-def record_actions(
-    db: Database,
+def action_rows(
     tenant_id: uuid.UUID,
     conversation_id: uuid.UUID,
     message_id: uuid.UUID,
     inbound: Inbound,
-) -> int:
+) -> list[dict[str, Any]]:
     """The functions a voice agent called during the call, as action log rows."""
-    if not inbound.actions:
-        return 0
     now = utcnow()
-    rows = [
+    return [
         {
             "id": new_id(),
             "tenant_id": tenant_id,
@@ -490,8 +487,17 @@ def record_actions(
         for a in inbound.actions
     ]
 
-    def work(conn: sa.Connection) -> int:
-        conn.execute(actions.insert(), rows)
-        return len(rows)
 
-    return db.run_write(work)
+def write_actions(
+    tenant_id: uuid.UUID, inbound: Inbound
+) -> Callable[[sa.Connection, list[dict[str, Any]]], None]:
+    """An ``Ingest.append`` ``extra`` that writes ``inbound``'s function calls as action
+    log rows of its (new) message, in the append's transaction."""
+
+    def write(conn: sa.Connection, new: list[dict[str, Any]]) -> None:
+        (message,) = new
+        rows = action_rows(tenant_id, message["conversation_id"], message["id"], inbound)
+        if rows:
+            conn.execute(actions.insert(), rows)
+
+    return write

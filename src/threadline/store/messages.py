@@ -27,7 +27,7 @@ conversations meet a unique index instead; the loser retries once and is answere
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -159,6 +159,10 @@ def default_direction(role: Role) -> Direction:
     return Direction.INBOUND if role == Role.USER else Direction.OUTBOUND
 
 
+#: Writes more rows with newly appended messages, in their transaction (``append``'s ``extra``).
+Extra = Callable[[sa.Connection, list[dict[str, Any]]], None]
+
+
 def append(
     db: Database,
     tenant_id: uuid.UUID,
@@ -168,6 +172,7 @@ def append(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     send: bool | Sequence[bool] = False,
+    extra: Extra | None = None,
 ) -> Appended:
     """Store ``items`` (field values) at the end of a conversation, all or nothing.
 
@@ -179,6 +184,11 @@ def append(
     ``send`` (for all items, or one flag per item) queues the new messages for delivery
     through the conversation's inbox, in the same transaction (``store/deliveries.py``);
     a replayed message is answered, not queued again.
+
+    ``extra(conn, new)`` writes rows that belong with the new messages (a voice call's
+    function calls) in the same transaction, after they are inserted; it gets the new
+    messages' fields (``id``, ``seq`` ...) and is not called for a replay. Like any write
+    it may run twice, so it must only write to ``conn``.
     """
     check_batch(items)
     flags = [send] * len(items) if isinstance(send, bool) else list(send)
@@ -189,7 +199,7 @@ def append(
 
     def work(conn: sa.Connection) -> Appended:
         return _append(
-            conn, tenant_id, conversation_id, items, idempotency_key, request_hash, flags
+            conn, tenant_id, conversation_id, items, idempotency_key, request_hash, flags, extra
         )
 
     for attempt in (1, 2):
@@ -261,6 +271,7 @@ def _append(
     idempotency_key: str | None,
     request_hash: str | None,
     send: Sequence[bool] = (),
+    extra: Extra | None = None,
 ) -> Appended:
     lock = _CONVERSATION.with_for_update() if conn.dialect.name == "postgresql" else _CONVERSATION
     found = conn.execute(lock, {"t": tenant_id, "c": conversation_id}).mappings().first()
@@ -310,6 +321,8 @@ def _append(
     for offset, fields in enumerate(new, start=1):
         fields["seq"] = conv["last_seq"] + offset
     _insert(conn, new)
+    if extra is not None:
+        extra(conn, new)
 
     old_status = ConversationStatus(conv["status"])
     status = old_status
