@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from threadline.cli import db, demo, inboxes, mcp, search, serve, smtp, tenants, worker
+from threadline.cli import (
+    db,
+    demo,
+    inboxes,
+    mcp,
+    search,
+    serve,
+    smtp,
+    tenants,
+    transfer,
+    worker,
+)
 
 app = typer.Typer(
     name="threadline",
@@ -18,6 +29,8 @@ app.command("demo")(demo.demo)
 app.command("mcp")(mcp.mcp)
 app.command("smtp")(smtp.smtp)
 app.command("reindex")(search.reindex)
+app.command("export")(transfer.export)
+app.add_typer(transfer.import_app, name="import")
 app.add_typer(db.app, name="db")
 app.add_typer(tenants.tenant_app, name="tenant")
 app.add_typer(tenants.key_app, name="key")
