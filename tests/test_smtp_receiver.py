@@ -3,10 +3,12 @@ an smtp inbox is stored and threaded, a replay is stored once, an unknown recipi
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import socket
 from collections.abc import Iterator
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +27,18 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=db_url,
+        environment="test",
+        log_level="warning",
+        embeddings="none",
+        attachments_dir=str(tmp_path / "files"),
+        max_attachment_bytes=10_000,
+    )
 
 
 @pytest.fixture
@@ -106,3 +120,33 @@ def test_an_unknown_recipient_is_refused_and_nothing_stored(smtp_port: int, db: 
     assert counts(db) == before
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM messages")).scalar() == 0
+
+
+def test_mail_attachments_are_kept_as_files(
+    smtp_port: int, api: TestClient, settings: Settings
+) -> None:
+    folder = Path(str(settings.attachments_dir))
+    msg = mail("<files@example.com>", "The photos of the leak, and the quote.")
+    quote = b"Quote 1042: kitchen tap, 2 hours.\n" * 20
+    photo = bytes(range(256)) * 50  # 12.8 kB: over the 10 kB limit
+    msg.add_attachment(quote, maintype="text", subtype="plain", filename="/tmp/../quote.txt")
+    msg.add_attachment(photo, maintype="image", subtype="jpeg", filename="leak.jpg")
+    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as client:
+        assert client.send_message(msg) == {}
+    (conv,) = api.get("/v1/conversations").json()["data"]
+    (stored,) = api.get(f"/v1/conversations/{conv['id']}/messages").json()["data"]
+    assert stored["content"].startswith("The photos of the leak")
+    text, image = stored["attachments"]
+    digest = hashlib.sha256(quote).hexdigest()
+    assert text == {
+        "filename": "/tmp/../quote.txt",
+        "content_type": "text/plain",
+        "size": len(quote),
+        "sha256": digest,
+        "stored": True,
+        "path": f"{digest[:2]}/{digest}",
+    }
+    assert (folder / text["path"]).read_bytes() == quote
+    assert (image["filename"], image["size"], image["stored"]) == ("leak.jpg", len(photo), False)
+    assert image["sha256"] == hashlib.sha256(photo).hexdigest() and "path" not in image
+    assert [p for p in folder.rglob("*") if p.is_file()] == [folder / text["path"]]

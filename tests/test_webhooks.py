@@ -46,13 +46,15 @@ def fixture(name: str) -> Any:
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
+def settings(db_url: str, tmp_path: Path) -> Settings:
     return Settings(
         database_url=db_url,
         environment="test",
         log_level="warning",
         public_url=PUBLIC,
         max_body_bytes=200_000,
+        attachments_dir=str(tmp_path / "files"),
+        max_attachment_bytes=20_000,
     )
 
 
@@ -429,6 +431,69 @@ def test_postmark_email_threads_by_its_headers(
     assert postmark_post(hooks, bad, first).status_code == 403
     assert postmark_post(hooks, postmark, {"Subject": "no sender"}).status_code == 400
     assert counts(db) == before
+
+
+def test_postmark_attachments_are_files_named_by_their_content(
+    hooks: TestClient, api: TestClient, postmark: dict[str, Any], settings: Settings
+) -> None:
+    folder = Path(str(settings.attachments_dir))
+    pdf = b"%PDF-1.4 invoice 1042\n" * 100  # 2.2 kB
+    big = bytes(range(256)) * 100  # 25.6 kB: over the 20 kB attachment limit
+    payload = fixture("postmark_inbound.json") | {
+        "Attachments": [
+            {
+                "Name": "../../etc/passwd",  # a hostile name never becomes a path
+                "Content": base64.b64encode(pdf).decode(),
+                "ContentType": "application/pdf",
+                "ContentLength": len(pdf),
+            },
+            {
+                "Name": "photo.jpg",
+                "Content": base64.b64encode(big).decode(),
+                "ContentType": "image/jpeg",
+                "ContentLength": len(big),
+                "ContentID": "photo@01",
+            },
+            {  # the same bytes again: one file
+                "Name": "copy.pdf",
+                "Content": base64.b64encode(pdf).decode(),
+                "ContentType": "application/pdf",
+                "ContentLength": len(pdf),
+            },
+        ],
+    }
+    answers = three_at_once(lambda: postmark_post(hooks, postmark, payload))
+    assert [a.status_code for a in answers] == [200, 200, 200], answers[0].text
+
+    (conv,) = api.get("/v1/conversations").json()["data"]
+    (msg,) = api.get(f"/v1/conversations/{conv['id']}/messages").json()["data"]
+    kept, skipped, again = msg["attachments"]
+    digest = hashlib.sha256(pdf).hexdigest()
+    assert kept == {
+        "filename": "../../etc/passwd",
+        "content_type": "application/pdf",
+        "size": len(pdf),
+        "sha256": digest,
+        "stored": True,
+        "path": f"{digest[:2]}/{digest}",
+    }
+    assert (folder / kept["path"]).read_bytes() == pdf
+    assert again["path"] == kept["path"] and again["filename"] == "copy.pdf"
+    assert skipped["stored"] is False and "20000-byte" in skipped["reason"]
+    assert skipped["sha256"] == hashlib.sha256(big).hexdigest()
+    assert (skipped["size"], skipped["provider_id"]) == (len(big), "photo@01")
+    assert "path" not in skipped
+    files = sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+    assert files == [Path(kept["path"])]  # nothing else, no temporary file left behind
+
+    # over the request limit: 413, nothing stored, no file written
+    huge = base64.b64encode(b"x" * 180_000).decode()
+    payload["MessageID"] = "too-big"
+    payload["Attachments"] = [{"Name": "a.bin", "Content": huge, "ContentType": "x/y"}]
+    payload["Headers"] = [{"Name": "Message-ID", "Value": "<too-big@mail.example.com>"}]
+    assert postmark_post(hooks, postmark, payload).status_code == 413
+    assert len(api.get(f"/v1/conversations/{conv['id']}/messages").json()["data"]) == 1
+    assert sorted(p for p in folder.rglob("*") if p.is_file()) == [folder / kept["path"]]
 
 
 def test_postmark_delivery_event_finds_the_message_by_our_id(

@@ -8,7 +8,8 @@ For one webhook ``/webhooks/{provider}/{inbox_id}/{name}[/{secret}]``:
    (``MalformedPayload``, 400);
 3. each ``Inbound``: its contact and conversation (``store/inbound.py``), then
    ``Ingest.append`` (limits, idempotency by ``external_message_id`` in the inbox); a
-   voice call's function calls become action log rows in the same transaction;
+   voice call's function calls become action log rows in the same transaction; email
+   attachment bytes are kept as files beforehand (``store/attachments.py``);
 4. each ``StatusUpdate``: its delivery moves and the callback is kept
    (``store/statuses.py``);
 5. the provider's expected answer (``result.response``).
@@ -40,6 +41,7 @@ from threadline.logs import get_logger
 from threadline.settings import Settings
 from threadline.store import inbound as resolution
 from threadline.store import inboxes, outbox, statuses
+from threadline.store.attachments import Files
 from threadline.store.database import Database
 from threadline.store.inboxes import Located
 
@@ -73,8 +75,13 @@ class Received:
 Listener = Callable[[Received], None]
 
 
-def message_fields(inbound: Inbound) -> dict[str, Any]:
-    """An ``Inbound`` as the fields ``Ingest.append`` takes."""
+def message_fields(
+    inbound: Inbound, attachments: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """An ``Inbound`` as the fields ``Ingest.append`` takes; ``attachments`` is the
+    attachments' metadata once their files are kept (``store/attachments.py``)."""
+    if attachments is None:
+        attachments = [a.to_dict() for a in inbound.attachments]
     outbound = inbound.direction == Direction.OUTBOUND
     channel_data = dict(inbound.channel_data)
     if inbound.subject:
@@ -91,7 +98,7 @@ def message_fields(inbound: Inbound) -> dict[str, Any]:
         "content_html": inbound.content_html,
         "external_message_id": resolution.external_id(inbound.external_message_id),
         "external_conversation_id": resolution.external_id(inbound.external_conversation_id),
-        "attachments": [a.to_dict() for a in inbound.attachments] or None,
+        "attachments": attachments or None,
         "channel_data": channel_data or None,
         "occurred_at": inbound.occurred_at,
     }
@@ -104,6 +111,7 @@ class Receiver:
         self.db = db
         self.settings = settings
         self.ingest = ingest
+        self.files = Files.from_settings(settings)
         self.listeners: list[Listener] = []
 
     # --- webhooks ---------------------------------------------------------------------------
@@ -169,7 +177,11 @@ class Receiver:
     # --- the common path (webhooks and the SMTP receiver) -----------------------------------
 
     def store(self, located: Located, item: Inbound) -> StoredMessage:
-        """Resolve the contact and conversation of ``item`` and append it (idempotent)."""
+        """Resolve the contact and conversation of ``item`` and append it (idempotent).
+
+        Attachment bytes (email) are written to disk first, outside the append's
+        transaction (``store/attachments.py``)."""
+        attachments = self.files.keep_all(item.attachments)
         idle = timedelta(hours=self.settings.conversation_idle_hours)
         target = resolution.resolve(
             self.db, located.tenant_id, located.inbox_id, located.channel, item, idle=idle
@@ -177,7 +189,7 @@ class Receiver:
         appended = self.ingest.append(
             located.tenant_id,
             target.conversation_id,
-            [message_fields(item)],
+            [message_fields(item, attachments)],
             extra=resolution.write_actions(located.tenant_id, item) if item.actions else None,
         )
         message = appended.messages[0]

@@ -72,6 +72,17 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest message accepted, all fields together as JSON; larger answers 413.",
     )
+    attachments_dir: str | None = Field(
+        None,
+        description="Folder for inbound email attachment files (one per content hash); "
+        "default attachments/ beside the SQLite database, else in the working folder.",
+    )
+    max_attachment_bytes: int = Field(
+        5_000_000,
+        ge=0,
+        description="Largest attachment file kept; a larger one keeps only its metadata "
+        '("stored": false) and the message is still stored.',
+    )
     idempotency_ttl_hours: float = Field(
         24, gt=0, description="How long an Idempotency-Key is remembered."
     )
