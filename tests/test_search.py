@@ -63,6 +63,13 @@ class HashingEmbedder:
         return normalize(out)
 
 
+class Hashing384(HashingEmbedder):
+    """The same, at the local model's size: SQLite keeps these in sqlite-vec's vec0 table."""
+
+    model = "test-hashing-384"
+    dims = 384
+
+
 class FailingEmbedder(HashingEmbedder):
     def embed(self, texts: Sequence[str]) -> Matrix:
         raise EmbedderError("the endpoint answered 500")
@@ -360,6 +367,36 @@ def test_vectors_go_with_their_message_and_with_an_erased_contact(
             },
         )
     assert vectors() == 1
+
+
+def test_the_nearest_neighbour_scan_agrees_with_the_exact_one_and_follows_deletes(
+    db: Database, tenant: TenantKey, seeded: dict[str, Any]
+) -> None:
+    embedder = Hashing384()
+    embed_all(db, embedder)
+    vector = embedder.embed(["sofa refund damaged"])[0]
+    fast = store.semantic(db, tenant.tenant_id, vector, embedder.model, Filters(), 10)
+    # a filter takes the exact path (every vector of the tenant joined to its message)
+    exact = store.semantic(db, tenant.tenant_id, vector, embedder.model, Filters(role="user"), 10)
+    assert [i for i, _ in fast] == [i for i, _ in exact]
+    assert [s for _, s in fast] == pytest.approx([s for _, s in exact], abs=1e-5)
+    assert fast[0][0] == seeded["messages"][1]["id"]
+
+    def copies() -> int:
+        if db.dialect != "sqlite":
+            return -1
+        with db.connect() as conn:
+            return int(conn.exec_driver_sql("SELECT count(*) FROM embeddings_vec_384").scalar_one())
+
+    assert copies() in (4, -1)
+    cid = seeded["conversation_id"]
+    with db.transaction() as conn:
+        conn.execute(
+            sa.text("DELETE FROM conversations WHERE id = :id"),
+            {"id": cid.hex if db.dialect == "sqlite" else cid},
+        )
+    assert copies() in (1, -1)
+    assert store.semantic(db, tenant.tenant_id, vector, embedder.model, Filters(), 10) == []
 
 
 def test_a_failed_batch_is_logged_and_retried_on_the_next_pass(

@@ -225,7 +225,7 @@ def semantic(
     with db.connect() as conn, conn.begin():
         # pgvector 0.8: keep scanning the index until the filters let enough rows through
         conn.exec_driver_sql("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        conn.exec_driver_sql("SET LOCAL hnsw.ef_search = 100")
+        conn.exec_driver_sql("SET LOCAL hnsw.ef_search = 200")
         hits = _ids(conn.execute(sa.text(sql), _bind(dialect, params)))
     return sorted(hits, key=lambda h: -h[1])  # relaxed order: sort the page
 
