@@ -265,7 +265,11 @@ def threadline_server(db_url: str, folder: Path) -> Iterator[Server]:
     # The API process alone, as deployed under load: background work (sending, embedding new
     # messages for search, agent replies) runs in `threadline worker`, which this bench does
     # not start, so the server's CPU is the appends' own.
-    env = os.environ | {"THREADLINE_DATABASE_URL": db_url, "THREADLINE_WORKER_IN_SERVE": "false"}
+    env = os.environ | {
+        "THREADLINE_DATABASE_URL": db_url,
+        "THREADLINE_WORKER_IN_SERVE": "false",
+        "THREADLINE_RATE_LIMIT": "0",
+    }
     cmd = [sys.executable, "-m", "threadline", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with server_process("threadline serve", cmd, env, folder / "threadline.log", port, db_url) as s:
         s.token = token

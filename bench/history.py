@@ -644,7 +644,7 @@ def threadline_server(db_url: str, folder: Path) -> Iterator[str]:
     """Run ``threadline serve`` on a free port and yield its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = os.environ | {"THREADLINE_DATABASE_URL": db_url}
+    env = os.environ | {"THREADLINE_DATABASE_URL": db_url, "THREADLINE_RATE_LIMIT": "0"}
     cmd = [sys.executable, "-m", "threadline", "serve", "--host", "127.0.0.1", "--port", str(port)]
     log_path = folder / "server.log"
     with log_path.open("wb") as log:

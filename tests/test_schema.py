@@ -211,6 +211,7 @@ CROSS_TENANT = {
     "uq_api_keys_key_hash",
     "ix_message_deliveries_due",
     "ix_agent_jobs_due",
+    "ix_webhook_deliveries_due",
     "ix_idempotency_keys_created_at",
     "ix_events_created_at",
 }

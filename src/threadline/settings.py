@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from limits import parse_many
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-key-change-me"
@@ -200,6 +201,39 @@ class Settings(BaseSettings):
     delivery_poll_seconds: float = Field(
         1, gt=0, description="How often an idle worker looks for messages to send."
     )
+    webhook_timeout_seconds: float = Field(
+        10, gt=0, description="Longest wait for a webhook endpoint to answer one event."
+    )
+    webhook_max_attempts: int = Field(
+        6, ge=1, description="Tries per event and webhook endpoint before it is marked failed."
+    )
+    webhook_backoff_seconds: float = Field(
+        10,
+        gt=0,
+        description="Wait before a webhook's first retry; doubled each time, with jitter.",
+    )
+    rate_limit: str = Field(
+        "6000/minute",
+        description="Requests per API key on /v1 (e.g. 600/minute, 10/second; several "
+        "separated by ';'); 0 or empty turns it off. Counted per process.",
+    )
+    rate_limit_webhooks: str = Field(
+        "6000/minute",
+        description="Provider webhook requests per inbox on /webhooks; 0 or empty turns it "
+        "off. Counted per process.",
+    )
+
+    @field_validator("rate_limit", "rate_limit_webhooks")
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("", "0"):
+            return ""
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit such as '600/minute': {value!r}") from exc
+        return value
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

@@ -13,6 +13,7 @@ from fastapi.telemetry import TelemetryConfig
 from threadline import __version__, web
 from threadline.api import errors, ops, v1, webhooks
 from threadline.api.middleware import Observability, RequestGuard, RequestId
+from threadline.api.ratelimit import RateLimit
 from threadline.ingest import Ingest
 from threadline.jobs import LOOPS
 from threadline.logs import configure_logging, get_logger
@@ -83,6 +84,10 @@ def create_app(
         RequestGuard,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_timeout_seconds,
+    )
+    # Throttled callers are turned away before their body is read.
+    app.add_middleware(
+        RateLimit, per_key=settings.rate_limit, per_inbox=settings.rate_limit_webhooks
     )
     app.add_middleware(Observability, metrics=app.state.metrics)
     app.add_middleware(RequestId)

@@ -16,6 +16,7 @@ from threadline.jobs.embed import embed_forever
 from threadline.jobs.prune import prune_forever
 from threadline.jobs.reply import agent_forever
 from threadline.jobs.retention import retention_forever
+from threadline.jobs.webhooks_out import webhooks_forever
 from threadline.settings import Settings
 from threadline.store.database import Database
 
@@ -27,5 +28,6 @@ LOOPS: tuple[Loop, ...] = (
     embed_forever,
     deliver_forever,
     agent_forever,
+    webhooks_forever,
     retention_forever,
 )

@@ -11,7 +11,8 @@ exception:
   row. Those of nullable, mostly empty columns are partial (``WHERE column IS NOT NULL``);
 - cross-tenant maintenance and work queues, which by nature look at every tenant: the
   deliveries that are due (``ix_message_deliveries_due``), the agent jobs that are due
-  (``ix_agent_jobs_due``) and the idempotency keys old enough to prune
+  (``ix_agent_jobs_due``), the outgoing webhooks that are due
+  (``ix_webhook_deliveries_due``) and the idempotency keys old enough to prune
   (``ix_idempotency_keys_created_at``).
 
 Messages are an append-only log of content and identity: what changes after a message is
@@ -663,3 +664,66 @@ class Embedding(Base):
     dims: Mapped[int] = mapped_column(sa.Integer, nullable=False)
     vector: Mapped[Any] = mapped_column(VectorType(), nullable=False)
     created_at: Mapped[datetime] = _created()
+
+
+class WebhookEndpoint(Base):
+    """A URL that receives the tenant's events (``jobs/webhooks_out.py``), signed with its
+    own secret per the Standard Webhooks spec. ``cursor`` is the last event it has read from
+    the event log; ``event_types`` null means every type."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (sa.Index(None, "tenant_id", "created_at", "id"),)
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    url: Mapped[str] = mapped_column(sa.String(2048), nullable=False)
+    description: Mapped[str | None] = mapped_column(sa.String(500))
+    event_types: Mapped[Any] = _json()
+    #: The signing secret (``whsec_`` + base64), shown once when the endpoint is created.
+    secret: Mapped[str] = mapped_column(sa.String(100), nullable=False)
+    cursor: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()
+
+
+_WEBHOOK_DUE = sa.text("status = 'pending'")
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: its attempts and outcome (the delivery log). It keeps the
+    event's own small facts (type, ids, time; never a body), so it outlives the event's
+    pruning; the payload is built from the current rows at each attempt."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "endpoint_id", "event_id"),
+        # The sender's queue across tenants (a documented exception), partial: only what is
+        # still to be sent.
+        sa.Index(
+            "ix_webhook_deliveries_due",
+            "status",
+            "next_attempt_at",
+            sqlite_where=_WEBHOOK_DUE,
+            postgresql_where=_WEBHOOK_DUE,
+        ),
+        _fk_lookup("endpoint_id", nullable=False),
+    )
+    id: Mapped[uuid.UUID] = _pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant()
+    endpoint_id: Mapped[uuid.UUID] = _fk("webhook_endpoints.id", "CASCADE", nullable=False)
+    event_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid(), nullable=False)
+    event_type: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid())
+    event_data: Mapped[Any] = _json()
+    event_created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    #: pending (to send, or being sent), delivered (a 2xx) or failed (given up).
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(
+        sa.Integer, nullable=False, default=0, server_default=sa.text("0")
+    )
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The HTTP status of the last attempt (null when it got no answer).
+    status_code: Mapped[int | None] = mapped_column(sa.Integer)
+    error: Mapped[str | None] = mapped_column(sa.Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _updated()

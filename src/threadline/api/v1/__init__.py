@@ -17,6 +17,7 @@ from threadline.api.v1 import (
     replies,
     search,
     suggestions,
+    webhook_endpoints,
 )
 
 _ERRORS = {
@@ -46,3 +47,5 @@ router.include_router(replies.router)
 router.include_router(suggestions.router)
 router.include_router(analytics.router)
 router.include_router(events.router)
+router.include_router(webhook_endpoints.router)
+router.include_router(webhook_endpoints.deliveries_router)
