@@ -290,3 +290,26 @@ def test_main_pages_have_no_serious_accessibility_violations(page: Any, site: Si
         if bad:
             problems[url] = bad
     assert not problems, json.dumps(problems, indent=1)
+
+
+def test_erase_a_demo_contact_and_their_words_are_gone(page: Any, site: Site) -> None:
+    _open(page, site, "Grace Liu")
+    page.click("text=Whole history")
+    page.wait_for_selector("#privacy")
+    said = page.locator(".thread .msg .text").first.inner_text()
+    assert said and said in page.locator(".thread").inner_text()
+    with page.expect_download() as download:
+        page.click("#export")
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert exported["contact"]["name"] == "Grace Liu"
+    page.click("#erase summary")
+    assert page.locator("#erase-submit").is_disabled()
+    page.fill("#erase-confirm", "Grace")
+    assert page.locator("#erase-submit").is_disabled()
+    page.fill("#erase-confirm", "grace liu")
+    _shot(page, "contact-erase")
+    page.click("#erase-submit")
+    page.wait_for_selector("#erased")
+    text = page.locator("main").inner_text()
+    assert said not in text and "Grace Liu" not in text
+    assert "Erased the text of" in text

@@ -83,6 +83,21 @@
       }
     }
   });
+  // Erase: the button wakes up once the contact's name or ERASE is typed (the server checks too).
+  var confirmBox = document.getElementById("erase-confirm");
+  if (confirmBox) {
+    var eraseButton = document.getElementById("erase-submit");
+    var norm = function (s) { return s.trim().split(/\s+/).join(" "); };
+    var check = function () {
+      var typed = norm(confirmBox.value);
+      var name = confirmBox.dataset.expectName;
+      eraseButton.disabled = !(typed === confirmBox.dataset.expect ||
+        (name && typed.toLowerCase() === norm(name).toLowerCase()));
+    };
+    confirmBox.addEventListener("input", check);
+    check();
+  }
+
   // Keep the selection across live re-renders of the list.
   document.body.addEventListener("htmx:afterSwap", function (event) {
     if (event.target.id === "inbox-list" && selected) {
