@@ -12,6 +12,11 @@ the agent's rendered system prompt and the latest summary:
   budget, or summarised);
 - messages of type ``event`` (channel notes, not dialogue) are never shown to a model.
 
+With ``other_channels``, the system prompt is followed by a short note of what the contact
+said in their other conversations (``other_channels_note``: "Earlier by SMS (...)", newest
+conversation first, each with its latest lines), given at most ``OTHER_CHANNELS_SHARE`` of
+the budget left after the system prompt, so the window still never exceeds ``max_tokens``.
+
 "Surely filled": the messages read so far, less any tool results at the start of the
 oldest page (their call may be on the page before), need more tokens than the budget left
 after the system prompt. Reading more could then change nothing: ``build_window`` stops at
@@ -25,6 +30,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import sqlalchemy as sa
+
 from threadline.agent.prompt import system_prompt
 from threadline.context.messages import openai_message, system_message
 from threadline.context.tokens import REPLY_PRIMING_TOKENS, TokenCounter, counter_for_model
@@ -32,10 +39,28 @@ from threadline.context.window import Window, build_window
 from threadline.store import messages, summaries
 from threadline.store.agents import Setting
 from threadline.store.database import Database
+from threadline.store.models import Conversation
 
 #: The first page read, and the largest (each page doubles the one before).
 FIRST_PAGE = 64
 LARGEST_PAGE = 2048
+
+#: The contact's other conversations a note covers at most, and the lines read from each.
+OTHER_CONVERSATIONS = 5
+OTHER_LINES = 20
+#: The share of the budget (after the system prompt) an other-channels note may take.
+OTHER_CHANNELS_SHARE = 0.25
+#: The longest line quoted from one message.
+OTHER_LINE_CHARS = 400
+CHANNEL_NAMES = {
+    "sms": "SMS",
+    "whatsapp": "WhatsApp",
+    "email": "email",
+    "webchat": "web chat",
+    "voice": "phone",
+    "yelp": "Yelp",
+    "api": "the API",
+}
 
 
 def _visible(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -87,6 +112,83 @@ def newest_messages(
     return rows, more
 
 
+def _line(row: Mapping[str, Any]) -> str | None:
+    if row.get("message_type") == "event" or row.get("role") not in ("user", "assistant"):
+        return None
+    text = " ".join(str(row.get("content") or "").split())
+    if not text:
+        return None
+    if len(text) > OTHER_LINE_CHARS:
+        text = text[: OTHER_LINE_CHARS - 3] + "..."
+    return f"{'customer' if row['role'] == 'user' else 'us'}: {text}"
+
+
+def other_channels_note(
+    db: Database,
+    tenant_id: uuid.UUID,
+    setting: Setting,
+    *,
+    max_tokens: int,
+    model: str | None,
+) -> str | None:
+    """What the conversation's contact said in their other conversations, within
+    ``max_tokens`` (counted as text with the model's encoding): one block per conversation,
+    newest first, headed "Earlier by SMS (last message 2026-01-02 14:05 UTC):" and holding
+    its latest lines in order. None when there is nothing to say or no room."""
+    contact_id = setting.conversation.get("contact_id")
+    if contact_id is None or max_tokens <= 0:
+        return None
+    C = Conversation
+    q = (
+        sa.select(C.id, C.channel, C.last_message_at)
+        .where(
+            C.tenant_id == tenant_id,
+            C.contact_id == contact_id,
+            C.id != setting.conversation["id"],
+            C.message_count > 0,
+        )
+        .order_by(C.last_activity_at.desc(), C.id.desc())
+        .limit(OTHER_CONVERSATIONS)
+    )
+    with db.read() as s:
+        others = s.execute(q).all()
+    counter = counter_for_model(model)
+    blocks: list[list[str]] = []
+    left = max_tokens
+    for other_id, channel, last_at in others:
+        rows, _ = messages.list_range(db, tenant_id, other_id, limit=OTHER_LINES, latest=True)
+        lines = [line for line in map(_line, rows) if line is not None]
+        if not lines:
+            continue
+        name = CHANNEL_NAMES.get(str(channel), str(channel))
+        when = "" if last_at is None else f" (last message {last_at:%Y-%m-%d %H:%M} UTC)"
+        header = f"Earlier by {name}{when}:"
+        cost = counter.count_text(header) + 1
+        if cost >= left:
+            break
+        kept: list[str] = []
+        for line in reversed(lines):  # the newest lines first, until the budget is spent
+            need = counter.count_text(line) + 1
+            if cost + need > left:
+                break
+            kept.insert(0, line)
+            cost += need
+        if not kept:
+            break
+        blocks.append([header, *kept])
+        left -= cost
+    while blocks:
+        note = "\n\n".join("\n".join(block) for block in blocks)
+        if counter.count_text(note) <= max_tokens:
+            return note
+        last = blocks[-1]
+        if len(last) > 2:
+            del last[1]  # the oldest line of the last block
+        else:
+            blocks.pop()
+    return None
+
+
 def conversation_window(
     db: Database,
     tenant_id: uuid.UUID,
@@ -94,6 +196,7 @@ def conversation_window(
     *,
     max_tokens: int,
     model: str | None,
+    other_channels: bool = False,
 ) -> Window:
     """The conversation's window: system prompt, summary and the newest messages that fit
     (see the module docstring). ``InvalidInput`` when the system prompt alone needs more
@@ -105,6 +208,12 @@ def conversation_window(
     fixed = REPLY_PRIMING_TOKENS
     if prompt is not None:
         fixed += counter.count_message(system_message(prompt))
+    if other_channels:
+        room = int((max_tokens - fixed) * OTHER_CHANNELS_SHARE)
+        note = other_channels_note(db, tenant_id, setting, max_tokens=room - 2, model=model)
+        if note is not None:
+            prompt = note if prompt is None else f"{prompt}\n\n{note}"
+            fixed = REPLY_PRIMING_TOKENS + counter.count_message(system_message(prompt))
     budget = max(max_tokens - fixed, 0)
     rows, more = newest_messages(db, tenant_id, conversation_id, budget=budget, model=model)
     summary = summaries.latest(db, tenant_id, conversation_id)

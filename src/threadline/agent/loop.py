@@ -14,9 +14,9 @@ answers in text, the inbox's mode decides what happens:
 
 Every model call is a ``model_calls`` row (tokens, cost, response time, error) whether or
 not it produced a message; the reply message points at its call. A conversation that is
-``escalated`` or ``archived`` gets no AI reply. Escalation also happens by rule: an inbound
-message containing one of the agent's ``settings.escalate_keywords`` escalates without a
-model call, and so does a conversation past ``settings.max_turns`` agent replies.
+``escalated`` or ``archived`` gets no AI reply. Escalation also happens by the agent's rules
+(keywords, too many turns, a score's sentiment below a threshold; ``agent.escalation``),
+checked before the model is called: a rule that holds escalates without a model call.
 
 Idempotent per job: the reply and each tool round carry an ``external_message_id`` made from
 the job id, so a job that runs again after a crash or a timeout answers what it stored
@@ -26,15 +26,12 @@ before instead of storing (and sending) it twice.
 from __future__ import annotations
 
 import inspect
-import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
-from threadline.agent import llm
+from threadline.agent import escalation, llm
 from threadline.agent.context import conversation_window
 from threadline.agent.prompt import system_prompt
 from threadline.agent.tools import Toolbox, offered
@@ -45,7 +42,6 @@ from threadline.settings import Settings
 from threadline.store import agent_log, agents, suggestions
 from threadline.store.agents import Setting
 from threadline.store.database import Database
-from threadline.store.models import Message
 
 #: Whether ``Ingest.append`` can queue a message's delivery (``send=True``) in the append's
 #: transaction. The one place that decides whether replies go out through the channel.
@@ -85,33 +81,6 @@ def _last_inbound(window_messages: Any) -> Mapping[str, Any] | None:
         if message.get("role") == "user":
             return message  # type: ignore[no-any-return]
     return None
-
-
-def _rule_escalation(setting: Setting, last_user: Mapping[str, Any] | None) -> str | None:
-    options = (setting.agent or {}).get("settings") or {}
-    keywords = [str(k).lower() for k in options.get("escalate_keywords") or [] if k]
-    text = str((last_user or {}).get("content") or "").lower()
-    for keyword in keywords:
-        if keyword in text:
-            return f"keyword {keyword!r}"
-    return None
-
-
-def _too_many_turns(db: Database, tenant_id: uuid.UUID, setting: Setting) -> bool:
-    options = (setting.agent or {}).get("settings") or {}
-    limit = options.get("max_turns")
-    if not isinstance(limit, int) or limit < 1:
-        return False
-    M = Message
-    q = sa.select(sa.func.count()).where(
-        M.tenant_id == tenant_id,
-        M.conversation_id == setting.conversation["id"],
-        M.role == "assistant",
-        M.sender_type == "agent",
-        M.tool_calls.is_(None),
-    )
-    with db.read() as s:
-        return int(s.scalar(q) or 0) >= limit
 
 
 def _store(
@@ -171,21 +140,32 @@ class Reply:
         options = (agent or {}).get("settings") or {}
         budget = int(options.get("context_tokens") or self.settings.context_max_tokens)
         window = conversation_window(
-            self.db, self.tenant_id, setting, max_tokens=budget, model=config.model
+            self.db,
+            self.tenant_id,
+            setting,
+            max_tokens=budget,
+            model=config.model,
+            other_channels=options.get("other_channels") is True,
         )
         last_user = _last_inbound(window.messages)
-        rule = _rule_escalation(setting, last_user)
-        if rule is None and _too_many_turns(self.db, self.tenant_id, setting):
-            rule = "too many turns"
+        rules = (
+            ("escalate_keywords", lambda: escalation.keyword_rule(agent, last_user)),
+            ("max_turns", lambda: escalation.turns_rule(self.db, self.tenant_id, setting)),
+            (
+                "escalate_below_sentiment",
+                lambda: escalation.sentiment_rule(
+                    self.db, self.tenant_id, self.conversation_id, escalation.threshold(agent)
+                ),
+            ),
+        )
+        for rule, check in rules:
+            reason = check()
+            if reason is not None:
+                escalation.escalate(
+                    self.db, self.tenant_id, self.conversation_id, reason, by="rule", rule=rule
+                )
+                return ReplyResult("escalated", reason=reason)
         toolbox = Toolbox(self.db, self.tenant_id, setting.conversation, agent)
-        if rule is not None:
-            toolbox.run(
-                {
-                    "id": f"rule-{self.job_id}",
-                    "function": {"name": "escalate", "arguments": json.dumps({"reason": rule})},
-                }
-            )
-            return ReplyResult("escalated", reason=rule)
 
         client = llm.LLM(config)
         purpose = "reply" if action == "send" else "suggestion"

@@ -2,7 +2,14 @@
 
 ``score`` asks for the conversation's ``sentiment`` (-1 to 1), ``satisfaction_score`` (1 to
 10), ``outcome`` and a short ``summary`` (with a JSON schema as ``response_format``) and
-stores them on the conversation. ``summarise`` writes a rolling summary: the previous
+stores them on the conversation; its ``model_calls`` row (purpose ``score``) keeps the model,
+tokens, cost and time. The model sees the contact's whole thread across channels: the
+conversation's window plus a note of their other conversations (``other_channels_note``,
+up to ``OTHER_SHARE`` of the budget). A score below the agent's
+``escalate_below_sentiment`` escalates an open conversation at once (``agent.escalation``).
+It runs on demand (``POST .../score``), when a conversation is archived
+(``agent_jobs.discover_closed``) and, with the agent's ``score_every_messages``, as the
+conversation grows. ``summarise`` writes a rolling summary: the previous
 summary plus the messages after it (at most ``SUMMARY_CHUNK`` at a time, leaving the newest
 ``KEEP_RECENT`` out, which the window shows anyway) become one new summary covering seq 1
 to its end. An answer that is not the JSON asked for is retried once, then the call fails
@@ -15,8 +22,9 @@ import json
 import uuid
 from typing import Any
 
-from threadline.agent import llm
-from threadline.agent.context import conversation_window
+from threadline.agent import escalation, llm
+from threadline.agent.context import conversation_window, other_channels_note
+from threadline.domain.enums import ConversationStatus
 from threadline.domain.errors import ModelFailed
 from threadline.settings import Settings
 from threadline.store import agent_log, agents, messages, summaries
@@ -26,6 +34,8 @@ from threadline.store.owned import owned
 from threadline.store.types import utcnow
 
 SUMMARY_CHUNK = 500
+#: The share of the scoring budget the contact's other conversations may take.
+OTHER_SHARE = 0.25
 KEEP_RECENT = 20
 
 SCORE_SCHEMA: dict[str, Any] = {
@@ -52,6 +62,10 @@ SCORE_PROMPT = (
     "(assistant). Answer only JSON: sentiment of the customer from -1 (negative) to 1 "
     "(positive), satisfaction_score from 1 to 10, outcome in a few words (e.g. booked, "
     "quoted, resolved, lost, open) and a summary of at most three sentences."
+)
+OTHER_CHANNELS_PROMPT = (
+    "The same customer's earlier conversations on other channels, for the whole picture "
+    "(rate the customer's experience across all of them):\n\n"
 )
 SUMMARY_PROMPT = (
     "Summarise the conversation so far for the agent who continues it: who the customer "
@@ -130,7 +144,17 @@ def score(
         db, tenant_id, setting, max_tokens=settings.context_max_tokens, model=config.model
     )
     history = window.openai_messages()[1 if window.system_prompt is not None else 0 :]
-    ask = [{"role": "system", "content": SCORE_PROMPT}, *history]
+    ask = [{"role": "system", "content": SCORE_PROMPT}]
+    note = other_channels_note(
+        db,
+        tenant_id,
+        setting,
+        max_tokens=int(settings.context_max_tokens * OTHER_SHARE),
+        model=config.model,
+    )
+    if note is not None:
+        ask.append({"role": "system", "content": OTHER_CHANNELS_PROMPT + note})
+    ask.extend(history)
     agent_id = (setting.agent or {}).get("id")
     value, _ = _ask_json(
         llm.LLM(config), db, tenant_id, conversation_id, agent_id, ask, "score", _check_score
@@ -146,6 +170,19 @@ def score(
         for name, item in figures.items():
             setattr(conv, name, item)
         conv.updated_at = utcnow()
+        status = conv.status
+    if status not in (ConversationStatus.ARCHIVED, ConversationStatus.ESCALATED):
+        below = escalation.threshold(setting.agent)
+        reason = escalation.sentiment_rule(db, tenant_id, conversation_id, below)
+        if reason is not None:
+            escalation.escalate(
+                db,
+                tenant_id,
+                conversation_id,
+                reason,
+                by="rule",
+                rule="escalate_below_sentiment",
+            )
     return figures
 
 

@@ -28,10 +28,9 @@ from typing import Any
 
 import httpx
 
-from threadline.domain.enums import ConversationStatus, EventType
-from threadline.store import conversations as conversation_store
+from threadline.agent import escalation
 from threadline.store.database import Database
-from threadline.store.models import Contact, Conversation, ConversationEvent
+from threadline.store.models import Contact, Conversation
 from threadline.store.owned import owned
 from threadline.store.types import utcnow
 
@@ -170,30 +169,8 @@ class Toolbox:
     def _builtin(self, name: str, arguments: dict[str, Any]) -> Any:
         conversation_id = self.conversation["id"]
         if name == "escalate":
-            reason = str(arguments.get("reason") or "")[:1000]
-            with self.db.write() as s:
-                conv = owned(
-                    s, Conversation, self.tenant_id, conversation_id, name="conversation", lock=True
-                )
-                if conv.status != ConversationStatus.ESCALATED:
-                    conversation_store.record_status_change(
-                        s,
-                        self.tenant_id,
-                        conv.id,
-                        conv.status,
-                        ConversationStatus.ESCALATED,
-                        reason="agent_escalated",
-                    )
-                    conv.status = ConversationStatus.ESCALATED
-                    conv.updated_at = utcnow()
-                s.add(
-                    ConversationEvent(
-                        tenant_id=self.tenant_id,
-                        conversation_id=conv.id,
-                        type=EventType.ESCALATION_REQUESTED,
-                        data={"reason": reason, "by": "agent"},
-                    )
-                )
+            reason = str(arguments.get("reason") or "")
+            escalation.escalate(self.db, self.tenant_id, conversation_id, reason, by="agent")
             self.escalated = True
             return {"escalated": True}
         if name == "set_outcome":

@@ -5,8 +5,11 @@ that wait on an inbox whose AI agent answers by itself (``agent_jobs.discover``)
 the due jobs. A job whose model failed (an error, a timeout, an unusable answer) runs again
 after ``RETRY_DELAYS``, then is marked ``failed``; one that cannot run (no model configured,
 the conversation gone) is marked ``failed`` at once; one with nothing to do is ``skipped``.
-After a reply, a summary job is queued when the history has grown
-``THREADLINE_SUMMARY_AFTER_MESSAGES`` past the last summary.
+Each round also queues a score for conversations archived lately
+(``agent_jobs.discover_closed``). After a reply, a summary job is queued when the history
+has grown ``THREADLINE_SUMMARY_AFTER_MESSAGES`` past the last summary, and a score job when
+it has grown the agent's ``settings.score_every_messages`` past the last score (so a
+``escalate_below_sentiment`` rule sees a fresh sentiment).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from threadline.domain.errors import ModelFailed, ThreadlineError
 from threadline.ingest import Ingest
 from threadline.logs import get_logger
 from threadline.settings import Settings
-from threadline.store import agent_jobs, summaries
+from threadline.store import agent_jobs, agents, summaries
 from threadline.store.database import Database
 
 log = get_logger(__name__)
@@ -58,6 +61,8 @@ def run_job(
                 emit=emit,
             ).run()
             _maybe_summarise(db, settings, job)
+            if result.status in ("sent", "stored", "suggested"):
+                _maybe_score(db, job)
         elif job["kind"] == "score":
             scoring.score(db, settings, job["tenant_id"], job["conversation_id"])
         elif job["kind"] == "summary":
@@ -98,9 +103,27 @@ def _maybe_summarise(db: Database, settings: Settings, job: dict[str, Any]) -> N
         )
 
 
-def run_due(db: Database, settings: Settings, ingest: Ingest) -> int:
-    """One round: discover waiting conversations, run the due jobs; answers how many ran."""
+def _maybe_score(db: Database, job: dict[str, Any]) -> None:
+    setting = agents.setting(db, job["tenant_id"], job["conversation_id"])
+    every = ((setting.agent or {}).get("settings") or {}).get("score_every_messages")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        return
+    last_seq = int(setting.conversation["last_seq"])
+    scored = agent_jobs.latest_trigger(db, job["tenant_id"], job["conversation_id"], "score")
+    if last_seq - (scored or 0) >= every:
+        agent_jobs.request(db, job["tenant_id"], job["conversation_id"], None, "score", last_seq)
+
+
+def run_due(
+    db: Database,
+    settings: Settings,
+    ingest: Ingest,
+    watch: agent_jobs.ClosedWatch | None = None,
+) -> int:
+    """One round: discover waiting and lately archived conversations, run the due jobs;
+    answers how many ran. ``watch`` keeps a worker's place in the event log between rounds."""
     agent_jobs.discover(db)
+    agent_jobs.discover_closed(db, default_model=bool(settings.llm_model), watch=watch)
     ran = 0
     for job in agent_jobs.claim(db, BATCH):
         run_job(db, settings, ingest, job)
@@ -111,9 +134,10 @@ def run_due(db: Database, settings: Settings, ingest: Ingest) -> int:
 async def agent_forever(db: Database, settings: Settings) -> None:
     """Run rounds until cancelled; a failed round is logged, not fatal."""
     ingest = Ingest(db, settings)
+    watch = agent_jobs.ClosedWatch()
     while True:
         try:
-            await anyio.to_thread.run_sync(run_due, db, settings, ingest)
+            await anyio.to_thread.run_sync(run_due, db, settings, ingest, watch)
         except Exception as exc:  # the next round tries again; the API keeps serving
             log.warning("agent_round_failed", error_type=type(exc).__name__)
         await anyio.sleep(settings.agent_poll_seconds)

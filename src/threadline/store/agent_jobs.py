@@ -4,6 +4,11 @@
   AI agent answers by itself (mode ``auto`` or ``approval``): status ``needs_reply``, active
   within ``DISCOVER_WITHIN``. A job is unique per (conversation, kind, ``trigger_seq``), so a
   message is queued once however often it is found, by however many workers.
+- ``discover_closed`` queues a score for every conversation archived lately (a
+  ``conversation.status_changed`` entry to ``archived`` in the tenant's event log) whose
+  agent (the inbox's, else the assignee) is an AI with a model, unless the agent's
+  ``settings.score_on_close`` is false. Unique per ``trigger_seq`` like the rest: a
+  conversation already scored as it stands is not scored again.
 - ``request`` queues a job on demand (``POST .../reply``, ``POST .../score``): an existing
   job for the same last message is answered as it is while queued, running or done, and
   queued again when it failed or was skipped.
@@ -24,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from threadline.domain.enums import AgentKind, ConversationStatus
 from threadline.domain.ids import new_id
 from threadline.store.database import Database
-from threadline.store.models import Agent, AgentJob, Conversation, Inbox
+from threadline.store.models import Agent, AgentJob, Conversation, Event, Inbox
 from threadline.store.types import utcnow
 
 jobs = cast(sa.Table, AgentJob.__table__)
@@ -34,6 +39,9 @@ jobs = cast(sa.Table, AgentJob.__table__)
 DISCOVER_WITHIN = timedelta(hours=1)
 #: Inbox modes in which an AI agent answers inbound messages by itself.
 ANSWERING_MODES = ("auto", "auto_send", "approval")
+#: How far back each ``discover_closed`` scan reaches past the previous one, for status
+#: changes written by transactions that committed after that scan.
+CLOSED_OVERLAP = timedelta(seconds=60)
 #: A job still running after this long is taken to have lost its worker and runs again.
 STALE_AFTER = timedelta(minutes=10)
 
@@ -99,6 +107,87 @@ def discover(db: Database, now: datetime | None = None) -> int:
     if not rows:
         return 0
     return db.run_write(lambda conn: _insert_ignoring_duplicates(conn, rows))
+
+
+class ClosedWatch:
+    """Where a worker's ``discover_closed`` scans start: ``DISCOVER_WITHIN`` back the first
+    time, then ``CLOSED_OVERLAP`` before the previous scan."""
+
+    def __init__(self) -> None:
+        self.last_scan: datetime | None = None
+
+    def since(self, now: datetime) -> datetime:
+        earliest = now - DISCOVER_WITHIN
+        if self.last_scan is None:
+            return earliest
+        return max(earliest, self.last_scan - CLOSED_OVERLAP)
+
+
+def discover_closed(
+    db: Database,
+    *,
+    default_model: bool,
+    watch: ClosedWatch | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Queue scores for conversations archived lately (see the module docstring);
+    ``default_model`` tells whether agents without a model of their own have one."""
+    now = now or utcnow()
+    watch = watch or ClosedWatch()
+    since = watch.since(now)
+    E, C, B, A = Event, Conversation, Inbox, Agent
+    changes = sa.select(E.tenant_id, E.conversation_id, E.data).where(
+        E.created_at >= since, E.type == "conversation.status_changed"
+    )
+    with db.connect() as conn:
+        wanted = {
+            (tenant_id, conversation_id)
+            for tenant_id, conversation_id, data in conn.execute(changes)
+            if conversation_id is not None
+            and isinstance(data, dict)
+            and data.get("to") == ConversationStatus.ARCHIVED.value
+        }
+        found: list[Any] = []
+        if wanted:
+            agent_id = sa.func.coalesce(B.agent_id, C.assignee_id)
+            q = (
+                sa.select(C.tenant_id, C.id, C.last_seq, A.id, A.model, A.settings)
+                .select_from(C)
+                .outerjoin(B, sa.and_(B.tenant_id == C.tenant_id, B.id == C.inbox_id))
+                .join(A, sa.and_(A.tenant_id == C.tenant_id, A.id == agent_id))
+                .where(
+                    C.id.in_(sorted({c for _, c in wanted})),
+                    C.status == ConversationStatus.ARCHIVED,
+                    C.last_seq > 0,
+                    A.kind == AgentKind.AI,
+                )
+            )
+            found = list(conn.execute(q).all())
+    watch.last_scan = now
+    rows = [
+        _row(tenant_id, conversation_id, agent, "score", last_seq, now)
+        for tenant_id, conversation_id, last_seq, agent, model, options in found
+        if (tenant_id, conversation_id) in wanted
+        and (options or {}).get("score_on_close", True) is not False
+        and (model or default_model)
+    ]
+    if not rows:
+        return 0
+    return db.run_write(lambda conn: _insert_ignoring_duplicates(conn, rows))
+
+
+def latest_trigger(
+    db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID, kind: str
+) -> int | None:
+    """The highest ``trigger_seq`` of the conversation's jobs of ``kind`` (None: none yet)."""
+    q = sa.select(sa.func.max(jobs.c.trigger_seq)).where(
+        jobs.c.tenant_id == tenant_id,
+        jobs.c.conversation_id == conversation_id,
+        jobs.c.kind == kind,
+    )
+    with db.connect() as conn:
+        value = conn.execute(q).scalar()
+    return None if value is None else int(value)
 
 
 def request(
