@@ -30,6 +30,7 @@ lint: $(VENV)/.installed-test  ## ruff (lint and format) and mypy
 bench: $(VENV)/.installed-bench  ## the benchmarks in bench/ (minutes; not part of the tests)
 	$(BIN)/python bench/history.py
 	$(BIN)/python bench/concurrency.py
+	$(BIN)/python bench/search.py
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
