@@ -242,9 +242,9 @@ def fetch(
     if db.dialect == "sqlite":
         # Without statistics SQLite would walk the tenant's index and test every row against
         # the list; the unary plus keeps it on the primary key, one lookup per id.
-        same_tenant: sa.ColumnElement[bool] = sa.text("+messages.tenant_id = :fetch_t").bindparams(
-            fetch_t=tenant_id.hex
-        )
+        same_tenant: sa.ColumnElement[bool] | sa.TextClause = sa.text(
+            "+messages.tenant_id = :fetch_t"
+        ).bindparams(fetch_t=tenant_id.hex)
     else:
         same_tenant = messages_table.c.tenant_id == tenant_id
     q = SELECT.where(messages_table.c.id.in_(ids), same_tenant)

@@ -61,8 +61,9 @@ SQLITE_UP = [
     "INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')",
 ]
 # sqlite-vec's vec0 table: a k-nearest-neighbour scan of one tenant's 384-d vectors (the
-# tenant and model are its partition key), kept in step with ``embeddings`` by triggers. Made only where
-# sqlite-vec loads; elsewhere semantic search compares the blobs in ``embeddings`` directly.
+# tenant and model are its partition key), kept in step with ``embeddings`` by triggers.
+# Made only where sqlite-vec loads; elsewhere semantic search compares the blobs in
+# ``embeddings`` directly.
 SQLITE_VEC_UP = [
     # partitioned by tenant and model together ('<tenant id hex>/<model>'): a metadata
     # column for the model would be tested row by row, doubling the scan
