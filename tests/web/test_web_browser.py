@@ -313,3 +313,34 @@ def test_erase_a_demo_contact_and_their_words_are_gone(page: Any, site: Site) ->
     text = page.locator("main").inner_text()
     assert said not in text and "Grace Liu" not in text
     assert "Erased the text of" in text
+
+
+def test_add_an_inbox_with_the_providers_form(page: Any, site: Site) -> None:
+    page.goto(site.base + "/settings")
+    page.click("#new-inbox")
+    page.wait_for_url("**/settings/inboxes/new")
+    page.evaluate("window.__sameDocument = true")
+    page.select_option("#provider", "postmark")
+    page.wait_for_selector("#cred-server_token")
+    assert page.evaluate("window.__sameDocument") is True  # swapped in, no reload
+    assert page.get_attribute("#cred-server_token", "type") == "password"
+    page.select_option("#provider", "twilio")
+    page.wait_for_selector("#cred-account_sid")
+    assert page.url.endswith("provider=twilio")
+    _shot(page, "settings-inbox-new")
+    page.select_option("#provider", "postmark")
+    page.wait_for_selector("#cred-server_token")
+    page.fill("#f-name", "Billing email")
+    page.fill("#f-address", "billing@brighthome.example")
+    page.fill("#cred-server_token", "pm-server-token")
+    page.click("#create-inbox")
+    page.wait_for_selector("#inbox-created")
+    inbound = page.input_value("#copy-inbound")
+    assert "/webhooks/postmark/" in inbound and "@127.0.0.1" in inbound
+    assert page.input_value("#secret-webhook_password") in inbound
+    assert "pm-server-token" not in page.content()
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.base)
+    page.click("button[data-copy=copy-inbound]")
+    page.wait_for_selector("button[data-copy=copy-inbound]:has-text('Copied')")
+    assert page.evaluate("navigator.clipboard.readText()") == inbound
+    _shot(page, "settings-inbox-created")

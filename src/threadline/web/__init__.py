@@ -33,13 +33,24 @@ def install(app: FastAPI) -> None:
         contacts,
         conversation,
         inbox,
+        inboxes,
         live,
         session,
         widget,
     )
 
     app.state.web_throttle = auth.Throttle()
-    for module in (session, inbox, conversation, contacts, analytics, admin, live, widget):
+    for module in (
+        session,
+        inbox,
+        conversation,
+        contacts,
+        analytics,
+        admin,
+        inboxes,
+        live,
+        widget,
+    ):
         app.include_router(module.router)
     app.add_api_route("/static/vendor/{name}", vendor, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

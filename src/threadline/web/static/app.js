@@ -98,6 +98,27 @@
     check();
   }
 
+  // Copy buttons: <button data-copy="ID"> copies the value of the field with that id.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-copy]");
+    if (!button) return;
+    var field = document.getElementById(button.dataset.copy);
+    var done = function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 2000);
+    };
+    var fallback = function () {
+      field.select();
+      document.execCommand("copy");
+      done();
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(done, fallback);
+    } else {
+      fallback();
+    }
+  });
+
   // Keep the selection across live re-renders of the list.
   document.body.addEventListener("htmx:afterSwap", function (event) {
     if (event.target.id === "inbox-list" && selected) {
