@@ -344,3 +344,33 @@ def test_add_an_inbox_with_the_providers_form(page: Any, site: Site) -> None:
     page.wait_for_selector("button[data-copy=copy-inbound]:has-text('Copied')")
     assert page.evaluate("navigator.clipboard.readText()") == inbound
     _shot(page, "settings-inbox-created")
+
+
+def test_prompt_editor_previews_as_you_type(page: Any, site: Site) -> None:
+    page.goto(site.base + "/settings")
+    page.click("#agents a:text('Ava')")
+    page.wait_for_selector("#prompt")
+    maria = page.locator("#preview-conversation option", has_text="Maria Lopez").first
+    page.select_option("#preview-conversation", maria.get_attribute("value"))
+    page.wait_for_selector("#rendered:has-text('Maria Lopez')")
+    page.evaluate("window.__sameDocument = true")
+    page.evaluate(
+        "window.__previews = 0; document.body.addEventListener('htmx:afterRequest',"
+        " () => window.__previews++)"
+    )
+    page.click("#prompt")
+    page.keyboard.press("Control+End")
+    page.keyboard.type(" Plan: {{ contact.plan }}. Hello {{ contact_first_name }}!", delay=5)
+    page.wait_for_selector("#rendered:has-text('Hello Maria!')")
+    page.wait_for_selector("#missing code:text('contact.plan')")
+    assert page.evaluate("window.__previews") <= 3  # debounced, not one per key
+    assert page.evaluate("window.__sameDocument") is True
+    _shot(page, "settings-agent-prompt")
+    page.keyboard.type(" {{ broken")
+    page.wait_for_selector("#template-error")
+    for _ in range(len(" {{ broken")):
+        page.keyboard.press("Backspace")
+    page.wait_for_selector("#rendered:has-text('Hello Maria!')")
+    page.click("#save-prompt")
+    page.wait_for_selector("#saved")
+    assert "{{ contact.plan }}" in page.input_value("#prompt")

@@ -29,6 +29,7 @@ VENDOR = {
 def install(app: FastAPI) -> None:
     from threadline.web.routes import (
         admin,
+        agents,
         analytics,
         contacts,
         conversation,
@@ -48,6 +49,7 @@ def install(app: FastAPI) -> None:
         analytics,
         admin,
         inboxes,
+        agents,
         live,
         widget,
     ):
