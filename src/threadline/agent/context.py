@@ -7,7 +7,8 @@ the agent's rendered system prompt and the latest summary:
 
 - the summary is the one reaching furthest into the conversation (``summaries.latest``);
   when it covers messages the budget would otherwise fit, the window holds the messages
-  after it, so no message is both summarised and shown;
+  after it, so no message is both summarised and shown. It is read first, and when it fits
+  the budget only the messages after it are read (a long summarised thread costs one page);
 - ``truncated`` is True when any older message is not in the window (left out for the
   budget, or summarised);
 - messages of type ``event`` (channel notes, not dialogue) are never shown to a model.
@@ -215,9 +216,24 @@ def conversation_window(
             prompt = note if prompt is None else f"{prompt}\n\n{note}"
             fixed = REPLY_PRIMING_TOKENS + counter.count_message(system_message(prompt))
     budget = max(max_tokens - fixed, 0)
-    rows, more = newest_messages(db, tenant_id, conversation_id, budget=budget, model=model)
     summary = summaries.latest(db, tenant_id, conversation_id)
     text = None if summary is None else summary["content"]
+    if summary is not None:
+        # Only the messages after the summary can be shown beside it: read those alone.
+        after_summary, _ = newest_messages(
+            db,
+            tenant_id,
+            conversation_id,
+            budget=budget,
+            model=model,
+            after_seq=int(summary["to_seq"]),
+        )
+        window = build_window(
+            after_summary, max_tokens=max_tokens, model=model, system_prompt=prompt, summary=text
+        )
+        if window.summary is not None:  # it fits: everything up to it is summarised
+            return window if window.truncated else dataclasses.replace(window, truncated=True)
+    rows, more = newest_messages(db, tenant_id, conversation_id, budget=budget, model=model)
     window = build_window(
         rows, max_tokens=max_tokens, model=model, system_prompt=prompt, summary=text
     )
