@@ -277,6 +277,15 @@ def test_main_pages_have_no_serious_accessibility_violations(page: Any, site: Si
     urls.append(page.url.replace(site.base, ""))
     page.click("text=Whole history")
     urls.append(page.url.replace(site.base, ""))
+    page.goto(site.base + "/settings")
+    urls.append(page.locator("#agents a").first.get_attribute("href"))
+    urls += [
+        "/settings",
+        "/settings/inboxes/new?provider=twilio",
+        "/settings/inboxes/new?provider=widget",
+        "/search",
+        "/search?q=invoice",
+    ]
     problems = {}
     for url in urls:
         page.goto(site.base + url)
@@ -374,3 +383,19 @@ def test_prompt_editor_previews_as_you_type(page: Any, site: Site) -> None:
     page.click("#save-prompt")
     page.wait_for_selector("#saved")
     assert "{{ contact.plan }}" in page.input_value("#prompt")
+
+
+def test_search_finds_a_demo_message(page: Any, site: Site) -> None:
+    page.goto(site.base + "/inbox")
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "top-search"
+    page.keyboard.type("invoice")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/search?q=invoice")
+    hit = page.locator("#hits .hit").first
+    assert hit.locator("mark").first.inner_text().lower() == "invoice"
+    assert "Priya Natarajan" in hit.inner_text()
+    _shot(page, "search")
+    hit.click()
+    page.wait_for_selector("#thread")
+    assert "#m" in page.url and "invoice" in page.locator("#thread").inner_text().lower()

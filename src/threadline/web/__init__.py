@@ -36,6 +36,7 @@ def install(app: FastAPI) -> None:
         inbox,
         inboxes,
         live,
+        search,
         session,
         widget,
     )
@@ -50,6 +51,7 @@ def install(app: FastAPI) -> None:
         admin,
         inboxes,
         agents,
+        search,
         live,
         widget,
     ):

@@ -226,3 +226,26 @@ def changed_since(db: Database, tenant_id: uuid.UUID, since: datetime) -> dict[s
             key = str(cid)
             out[key] = max(out.get(key, updated), updated)
     return out
+
+
+def conversation_briefs(
+    db: Database, tenant_id: uuid.UUID, conversation_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, Any]:
+    """Each conversation's channel, title and contact, for lists of messages (search hits)."""
+    if not conversation_ids:
+        return {}
+    q = (
+        sa.select(
+            C.id,
+            C.channel,
+            C.title,
+            C.contact_id,
+            Contact.name.label("contact_name"),
+            Contact.phone.label("contact_phone"),
+            Contact.email.label("contact_email"),
+        )
+        .outerjoin(Contact, sa.and_(Contact.tenant_id == C.tenant_id, Contact.id == C.contact_id))
+        .where(C.tenant_id == tenant_id, C.id.in_(set(conversation_ids)))
+    )
+    with db.connect() as conn:
+        return {row.id: row for row in conn.execute(q)}

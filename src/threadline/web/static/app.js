@@ -61,6 +61,10 @@
       return;
     }
     if (tag === "input" || tag === "textarea" || tag === "select" || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "/") {
+      var box = document.getElementById("top-search") || document.getElementById("search-q");
+      if (box) { box.focus(); event.preventDefault(); return; }
+    }
     var all = rows();
     if (!all.length) return;
     var current = all.findIndex(function (r) { return r.dataset.id === selected; });
