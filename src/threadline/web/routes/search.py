@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from threadline.domain.enums import Channel
-from threadline.search import Filters, SemanticUnavailable, search
+from threadline.search import Filters, Mode, SemanticUnavailable, search
 from threadline.search.embedders import Embedder, EmbedderError, from_settings
 from threadline.settings import Settings
 from threadline.web import auth, queries
@@ -39,10 +39,10 @@ def search_page(
     channel: Annotated[str, Query(max_length=16)] = "",
 ) -> Response:
     db, settings = request.app.state.db, request.app.state.settings
-    mode = mode if mode in dict(MODES) else "hybrid"
+    wanted: Mode = "keyword" if mode == "keyword" else "hybrid"
     chosen = channel if channel in Channel._value2member_map_ else None
     hits: list[dict[str, Any]] = []
-    ran, note = mode, None
+    ran, note = wanted, None
     if q.strip():
         filters = Filters(channel=chosen)
         try:
@@ -50,7 +50,7 @@ def search_page(
                 db,
                 user.tenant_id,
                 q,
-                mode=mode,
+                mode=wanted,
                 filters=filters,
                 limit=LIMIT,
                 embedder=_embedder(settings),
@@ -59,7 +59,7 @@ def search_page(
             note = exc.message
             result = search(db, user.tenant_id, q, mode="keyword", filters=filters, limit=LIMIT)
         ran = result.mode
-        if mode == "hybrid" and ran == "keyword" and note is None:
+        if wanted == "hybrid" and ran == "keyword" and note is None:
             note = "Matching exact words: meaning needs embeddings (THREADLINE_EMBEDDINGS)."
         briefs = queries.conversation_briefs(
             db, user.tenant_id, [h.conversation_id for h in result.hits]
@@ -79,7 +79,7 @@ def search_page(
         "user": user,
         "page": "search",
         "q": q,
-        "mode": mode,
+        "mode": wanted,
         "ran": ran,
         "note": note,
         "modes": MODES,
