@@ -74,8 +74,9 @@ GUIDES: dict[str, Guide] = {
         "Postmark email",
         "Email address",
         "support@example.com",
-        "Postmark → your server → the inbound stream's Settings: the inbound URL (it carries "
-        "the webhook username and password); the outbound stream's Webhooks: the events URL.",
+        "Postmark → your server → the inbound stream's Settings: the inbound URL; "
+        "the outbound stream's Webhooks: the events URL. Both URLs carry the webhook "
+        "username and password.",
         options=("message_stream",),
     ),
     "sendgrid": Guide(

@@ -113,12 +113,13 @@ def create_inbox(request: Request, user: auth.Admin, posted: Posted) -> Response
         return _form_page(request, user, name, values=keep, error=exc.message, status_code=400)
     generated = view.generated_credentials
     webhooks = dict(view.webhooks)
-    if form.name == "postmark" and "inbound" in webhooks:
-        webhooks["inbound"] = providers.with_basic_auth(
-            webhooks["inbound"],
-            generated.get("webhook_username"),
-            generated.get("webhook_password"),
-        )
+    if form.name == "postmark":  # Postmark sends the pair as basic auth in each URL
+        webhooks = {
+            hook: providers.with_basic_auth(
+                url, generated.get("webhook_username"), generated.get("webhook_password")
+            )
+            for hook, url in webhooks.items()
+        }
     context = {
         "user": user,
         "page": "settings",
