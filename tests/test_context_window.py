@@ -138,8 +138,11 @@ def test_window_properties(
         assert window.token_count + extra > max_tokens
     # The summary goes only when keeping it would leave out even the newest message.
     if summary is not None and window.summary is None:
-        assert history
-        newest = sum(counter.count_message(openai_message(m)) for m in all_units[-1].messages)
+        newest = (
+            sum(counter.count_message(openai_message(m)) for m in all_units[-1].messages)
+            if all_units
+            else 0  # no history: it goes only when it does not fit at all
+        )
         assert fixed_tokens(model, system_prompt, summary) + newest > max_tokens
     if summary is not None and window.summary is not None:
         assert window.summary == summary

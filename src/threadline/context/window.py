@@ -13,8 +13,8 @@
   many tokens it needs. There is no silent truncation of a prompt or a message: a
   message is in whole or not at all.
 - the summary (text covering what came before ``messages``) comes next: it is left out
-  only when keeping it would leave out even the newest message (``Window.summary`` is
-  then None);
+  only when keeping it would leave out even the newest message, or when it does not fit
+  beside the system prompt at all (``Window.summary`` is then None);
 - ``truncated`` is True exactly when older well-formed messages were left out for the
   budget.
 
