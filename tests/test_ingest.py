@@ -228,4 +228,4 @@ def test_health_answers_while_a_huge_batch_is_in_flight(
         sender.join()
         assert answer[0].status_code == 201, answer[0].text
         # Not a benchmark: a stalled loop answered after seconds; a working one in milliseconds.
-        assert probes > 1 and slowest < 1.0, (probes, slowest)
+        assert probes > 1 and slowest < 2.5, (probes, slowest)

@@ -15,9 +15,7 @@ router = APIRouter(prefix="/messages", tags=["messages"])
 
 
 @router.get("/{message_id}/events", response_model=MessageEventList)
-def list_message_events(
-    message_id: uuid.UUID, ctx: Ctx, _: NoQueryParams
-) -> MessageEventList:
+def list_message_events(message_id: uuid.UUID, ctx: Ctx, _: NoQueryParams) -> MessageEventList:
     """The message's delivery events in the order they happened: each send attempt
     (`queued` with the error before a retry, `sent`, `failed`) and each status callback of
     the provider (`delivered`, `read`, `failed` with the provider's error code and text)."""
