@@ -7,7 +7,12 @@ that does not exist, and nothing of B's changes. Lists, filters and detail inclu
 only A's rows. Every operation refuses a missing, unknown or revoked key with 401.
 
 The operations come from the OpenAPI document, so a new endpoint joins these tests by
-itself; one that needs a request body fails until ``BODIES`` gives it one.
+itself; a POST or PATCH fails until ``BODIES`` says what to send, and a path parameter until
+``_populate`` stores a row for it. Ids in a body (``"{agent_id}"``) are the same tenant's
+as those in the path, so a body cannot reach another tenant's rows either.
+
+The app runs without its background loops: they would send webhooks and run replies on
+their own, and this file checks what requests alone do.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -23,12 +29,16 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from conftest import TenantKey, make_tenant
-from threadline.store import Database, tenants
+from threadline.api.app import create_app
+from threadline.settings import Settings
+from threadline.store import Database, suggestions, tenants, webhooks_out
 from threadline.store.models import Base
+from threadline.store.types import utcnow
 
 PHONE = "+14155550100"
 
-#: A valid body for every operation that takes one (keyed by method and path template).
+#: What every POST and PATCH sends (keyed by method and path template): a valid body, or
+#: None for none. A string ``"{name}"`` in a body is replaced by the caller's id of that name.
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/contacts"): {"name": "Mallory"},
     ("PATCH", "/v1/contacts/{contact_id}"): {"name": "Mallory", "attributes": {"owned": True}},
@@ -38,7 +48,37 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/conversations/{conversation_id}/messages/batch"): {
         "messages": [{"role": "user", "content": "x"}]
     },
+    ("POST", "/v1/contacts/{contact_id}/merge"): {"from_contact_id": "{duplicate_contact_id}"},
+    ("POST", "/v1/contacts/{contact_id}/erase"): None,
+    ("POST", "/v1/inboxes"): {
+        "provider": "twilio",
+        "address": "+14155550177",
+        "credentials": {"account_sid": "AC" + "0" * 32, "auth_token": "secret"},
+    },
+    ("PATCH", "/v1/inboxes/{inbox_id}"): {"name": "mine", "agent_id": "{agent_id}"},
+    ("POST", "/v1/agents"): {"name": "Mallory", "system_prompt": "Hi"},
+    ("PATCH", "/v1/agents/{agent_id}"): {"name": "mine", "system_prompt": "Mine now"},
+    ("POST", "/v1/agents/{agent_id}/preview"): {"conversation_id": "{conversation_id}"},
+    ("POST", "/v1/conversations/{conversation_id}/reply"): None,
+    ("POST", "/v1/conversations/{conversation_id}/score"): None,
+    ("POST", "/v1/suggestions/{suggestion_id}/approve"): {"content": "mine"},
+    ("POST", "/v1/suggestions/{suggestion_id}/reject"): {"feedback": "not yours"},
+    ("POST", "/v1/webhook-endpoints"): {"url": "https://example.com/hook"},
+    ("POST", "/v1/webhook-deliveries/{delivery_id}/redeliver"): None,
 }
+
+#: The query of every operation with a required parameter.
+QUERIES: dict[tuple[str, str], dict[str, str]] = {("GET", "/v1/search"): {"q": "mine"}}
+
+
+def _with_ids(body: Any, ids: dict[str, str]) -> Any:
+    if isinstance(body, str) and body.startswith("{") and body.endswith("}"):
+        return ids[body[1:-1]]
+    if isinstance(body, dict):
+        return {k: _with_ids(v, ids) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_with_ids(v, ids) for v in body]
+    return body
 
 
 def counts(db: Database) -> dict[str, int]:
@@ -83,28 +123,53 @@ class Side:
         return template.format(**(ids if ids is not None else self.ids))
 
     def call(self, method: str, template: str, ids: dict[str, str] | None = None) -> httpx.Response:
-        body = BODIES.get((method, template))
-        assert body is not None or method in ("GET", "DELETE"), (
-            f"add a body for {method} {template}"
+        assert method in ("GET", "DELETE") or (method, template) in BODIES, (
+            f"add a body (or None) for {method} {template} to BODIES"
         )
-        return self.client.request(method, self.url(template, ids), json=body)
+        body = _with_ids(BODIES.get((method, template)), ids if ids is not None else self.ids)
+        query = QUERIES.get((method, template))
+        return self.client.request(method, self.url(template, ids), json=body, params=query)
 
     def snapshot(self) -> dict[str, Any]:
         """Everything this tenant can read about its rows."""
         c, ids = self.client, self.ids
         conv = f"/v1/conversations/{ids['conversation_id']}"
-        return {
-            "contact": c.get(f"/v1/contacts/{ids['contact_id']}").json(),
-            "conversation": c.get(f"{conv}?include=messages&include=events").json(),
-            "messages": c.get(f"{conv}/messages").json(),
-            "events": c.get(f"{conv}/events").json(),
-            "contacts": c.get("/v1/contacts?limit=200").json(),
-            "conversations": c.get("/v1/conversations?limit=200").json(),
+        endpoint = f"/v1/webhook-endpoints/{ids['endpoint_id']}"
+        urls = {
+            "contact": f"/v1/contacts/{ids['contact_id']}",
+            "duplicate": f"/v1/contacts/{ids['duplicate_contact_id']}",
+            "export": f"/v1/contacts/{ids['contact_id']}/export",
+            "conversation": f"{conv}?include=messages&include=events",
+            "messages": f"{conv}/messages",
+            "events": f"{conv}/events",
+            "message events": f"/v1/messages/{ids['message_id']}/events",
+            "actions": f"{conv}/actions",
+            "sessions": f"{conv}/sessions",
+            "inbox": f"/v1/inboxes/{ids['inbox_id']}",
+            "agent": f"/v1/agents/{ids['agent_id']}",
+            "suggestion": f"/v1/suggestions/{ids['suggestion_id']}",
+            "endpoint": endpoint,
+            "deliveries": f"{endpoint}/deliveries",
+            "contacts": "/v1/contacts?limit=200",
+            "conversations": "/v1/conversations?limit=200",
+            "inboxes": "/v1/inboxes",
+            "agents": "/v1/agents",
+            "suggestions": "/v1/suggestions",
+            "endpoints": "/v1/webhook-endpoints",
+            "event log": "/v1/events?limit=500",
         }
+        answers = {name: c.get(url) for name, url in urls.items()}
+        for name, r in answers.items():
+            assert r.status_code == 200, f"{name}: {r.status_code} {r.text}"
+        snapshot = {name: r.json() for name, r in answers.items()}
+        del snapshot["export"]["exported_at"]  # the time of the request, not of a row
+        return snapshot
 
 
-def _populate(side: Side, text: str) -> None:
-    """A contact (the same phone in both tenants), a conversation with messages, events."""
+def _populate(db: Database, side: Side, text: str, number: str) -> None:
+    """A contact (the same phone in both tenants) and a duplicate of it, a conversation with
+    messages and events, an inbox, an agent, a pending suggestion, a webhook endpoint and a
+    delivery to it: a row for every path parameter of the API."""
     c = side.client
     contact = c.post("/v1/contacts", json={"name": text, "phone": PHONE, "email": "a@example.com"})
     assert contact.status_code == 201, contact.text
@@ -129,16 +194,62 @@ def _populate(side: Side, text: str) -> None:
         },
     )
     assert r.status_code == 201, r.text
-    assert c.patch(f"/v1/conversations/{cid}", json={"status": "waiting"}).status_code == 200
-    side.ids = {"contact_id": contact.json()["id"], "conversation_id": cid}
-    side.text = text
     side.message_ids = [first] + [m["id"] for m in r.json()["data"]]
+    duplicate = c.post("/v1/contacts", json={"name": f"{text} again"})
+    assert duplicate.status_code == 201, duplicate.text
+    inbox = c.post(
+        "/v1/inboxes",
+        json={
+            "name": text,
+            "provider": "twilio",
+            "address": number,
+            "credentials": {"account_sid": "AC" + "1" * 32, "auth_token": f"{text}-token"},
+        },
+    )
+    assert inbox.status_code == 201, inbox.text
+    agent = c.post("/v1/agents", json={"name": text, "system_prompt": f"You work for {text}."})
+    assert agent.status_code == 201, agent.text
+    suggestion = suggestions.create_pending(
+        db,
+        side.key.tenant_id,
+        {
+            "conversation_id": uuid.UUID(cid),
+            "in_reply_to_message_id": uuid.UUID(side.message_ids[-1]),
+            "content": f"{text} draft",
+            "model": "gpt-4o-mini",
+            "context_used": {"agent_id": agent.json()["id"]},
+        },
+    )
+    endpoint = c.post("/v1/webhook-endpoints", json={"url": f"https://{text}.example.com/hook"})
+    assert endpoint.status_code == 201, endpoint.text
+    # An event after the endpoint was made, handed to it as a delivery.
+    assert c.patch(f"/v1/conversations/{cid}", json={"status": "waiting"}).status_code == 200
+    assert webhooks_out.fan_out(db, settle=timedelta(0), now=utcnow() + timedelta(seconds=1))
+    deliveries = c.get(f"/v1/webhook-endpoints/{endpoint.json()['id']}/deliveries").json()
+    assert deliveries["data"], deliveries
+    side.ids = {
+        "contact_id": contact.json()["id"],
+        "duplicate_contact_id": duplicate.json()["id"],
+        "conversation_id": cid,
+        "message_id": first,
+        "inbox_id": inbox.json()["id"],
+        "agent_id": agent.json()["id"],
+        "suggestion_id": str(suggestion.id),
+        "endpoint_id": endpoint.json()["id"],
+        "delivery_id": deliveries["data"][0]["id"],
+    }
+    side.text = text
 
 
 @pytest.fixture
-def a(api: TestClient, tenant: TenantKey) -> Side:
+def app(settings: Settings, db: Database) -> Any:
+    return create_app(settings, db, background=())
+
+
+@pytest.fixture
+def a(api: TestClient, db: Database, tenant: TenantKey) -> Side:
     side = Side(tenant, api)
-    _populate(side, "alpha")
+    _populate(db, side, "alpha", "+14155550101")
     return side
 
 
@@ -147,7 +258,7 @@ def b(app: Any, db: Database) -> Iterator[Side]:
     key = make_tenant(db)
     with TestClient(app, headers=key.headers, raise_server_exceptions=False) as c:
         side = Side(key, c)
-        _populate(side, "bravo")
+        _populate(db, side, "bravo", "+14155550102")
         yield side
 
 
@@ -190,7 +301,8 @@ def test_lists_never_include_another_tenants_rows(a: Side, b: Side) -> None:
                 if not cursor:
                     return rows
 
-        assert [x["id"] for x in walk("/v1/contacts")] == [me.ids["contact_id"]]
+        mine = [me.ids["duplicate_contact_id"], me.ids["contact_id"]]  # newest first
+        assert [x["id"] for x in walk("/v1/contacts")] == mine
         assert [x["id"] for x in walk("/v1/conversations")] == [me.ids["conversation_id"]]
         for query in ("status=waiting", "channel=api", f"contact_id={me.ids['contact_id']}"):
             ids = [x["id"] for x in walk(f"/v1/conversations?{query}")]
@@ -211,6 +323,35 @@ def test_lists_never_include_another_tenants_rows(a: Side, b: Side) -> None:
         assert detail["events"] == events and len(events) >= 2  # created, status changed
         text = str(c.get(f"{conv}?include=messages&include=events").json())
         assert "bravo" not in text if me is a else "alpha" not in text
+
+        # The other resources' lists, and the tenant-wide feeds.
+        for url, name in (
+            ("/v1/inboxes", "inbox_id"),
+            ("/v1/agents", "agent_id"),
+            ("/v1/suggestions", "suggestion_id"),
+            ("/v1/webhook-endpoints", "endpoint_id"),
+            (f"/v1/webhook-endpoints/{me.ids['endpoint_id']}/deliveries", "delivery_id"),
+        ):
+            r = c.get(url)
+            assert r.status_code == 200, r.text
+            assert [x["id"] for x in r.json()["data"]] == [me.ids[name]], url
+        # Suggestions filtered by the other tenant's conversation: as for one that does not exist.
+        foreign = c.get(f"/v1/suggestions?conversation_id={other.ids['conversation_id']}")
+        absent = c.get(f"/v1/suggestions?conversation_id={uuid.uuid4()}")
+        assert error_of(foreign, 404)["message"] == error_of(absent, 404)["message"]
+        feed = c.get("/v1/events?limit=500").json()["data"]
+        assert feed and {e["conversation_id"] for e in feed} <= {me.ids["conversation_id"], None}
+        assert other.ids["contact_id"] not in str(feed)
+        for text in (me.text, other.text):
+            r = c.get("/v1/search", params={"q": text, "mode": "keyword"})
+            assert r.status_code == 200, r.text
+            hits = {h["conversation_id"] for h in r.json()["data"]}
+            assert hits == ({me.ids["conversation_id"]} if text == me.text else set()), text
+        r = c.get("/v1/search", params={"q": other.text, "contact_id": other.ids["contact_id"]})
+        assert r.status_code == 200 and r.json()["data"] == [], r.text
+        r = c.get("/v1/analytics/agents")
+        assert r.status_code == 200, r.text
+        assert other.ids["agent_id"] not in r.text
 
 
 def test_references_to_another_tenants_rows_are_refused(db: Database, a: Side, b: Side) -> None:
