@@ -6,7 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AnyUrl, Field, StringConstraints, UrlConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    AnyUrl,
+    Field,
+    StringConstraints,
+    UrlConstraints,
+    field_validator,
+)
 
 from threadline.api.schemas.common import Input, Output, PageQuery
 
@@ -19,9 +26,20 @@ EventType = Literal[
     "suggestion.decided",
 ]
 
+
+def _fits(url: AnyUrl) -> AnyUrl:
+    # The limit holds for the URL as stored: normalising can lengthen it (a trailing slash,
+    # an encoded host).
+    if len(str(url)) > 2048:
+        raise ValueError("the URL is longer than 2048 characters")
+    return url
+
+
 #: An absolute http(s) URL with a host; anything else (ftp:, javascript:, a bare path) is 422.
 EndpointUrl = Annotated[
-    AnyUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"], host_required=True)
+    AnyUrl,
+    UrlConstraints(max_length=2048, allowed_schemes=["http", "https"], host_required=True),
+    AfterValidator(_fits),
 ]
 
 
