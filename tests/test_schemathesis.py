@@ -264,3 +264,18 @@ def test_no_input_gets_a_server_error(case: Any, target: Target) -> None:
     _repair(case, target)
     response = case.call_and_validate(app=target.app, additional_checks=[not_a_server_error])
     assert response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize(
+    ("url", "query"), [("/v1/analytics/agents", {}), ("/v1/search", {"q": "hi"})]
+)
+def test_time_filters_take_only_iso_8601(url: str, query: dict[str, str], target: Target) -> None:
+    """A number is not read as a Unix time: the document says date-time, so it is a 422."""
+    for value in ("0.5", "1700000000", "-1", "2025-01-31"):
+        for name in ("since", "until"):
+            r = target.client.get(url, params={**query, name: value})
+            assert r.status_code == 422, (name, value, r.text)
+            assert r.json()["error"]["code"] == "validation_error"
+    period = {"since": "2025-01-31T09:00:00Z", "until": "2200-01-01T00:00:00+00:00"}
+    r = target.client.get(url, params={**query, **period})
+    assert r.status_code == 200, r.text

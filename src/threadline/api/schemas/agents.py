@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from threadline.api.schemas.common import Input, JSONObject, Output, QueryParams, Timestamp
+from threadline.api.schemas.common import Input, IsoTimestamp, JSONObject, Output, QueryParams
 from threadline.context.formats import Format
 from threadline.domain.enums import AgentKind, SuggestionStatus
 
@@ -178,8 +178,8 @@ class SessionList(Output):
 
 
 class AnalyticsQuery(QueryParams):
-    since: Timestamp | None = None
-    until: Timestamp | None = None
+    since: IsoTimestamp | None = None
+    until: IsoTimestamp | None = None
 
 
 class AgentFigures(Output):

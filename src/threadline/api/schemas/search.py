@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from threadline.api.schemas.common import Output, QueryParams, Timestamp
+from threadline.api.schemas.common import IsoTimestamp, Output, QueryParams
 from threadline.api.schemas.messages import MessageRead
 from threadline.domain.enums import Channel, Role
 
@@ -27,8 +27,8 @@ class SearchQuery(QueryParams):
     channel: Channel | None = None
     inbox_id: uuid.UUID | None = None
     role: Role | None = None
-    since: Timestamp | None = Field(None, description="Messages that occurred at or after.")
-    until: Timestamp | None = Field(None, description="Messages that occurred before.")
+    since: IsoTimestamp | None = Field(None, description="Messages that occurred at or after.")
+    until: IsoTimestamp | None = Field(None, description="Messages that occurred before.")
     limit: int = Field(20, ge=1, le=100, description="Most results, 1 to 100.")
 
     @model_validator(mode="after")
