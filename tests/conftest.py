@@ -141,7 +141,9 @@ def tenant(db: Database) -> TenantKey:
 
 @pytest.fixture
 def app(settings: Settings, db: Database):  # type: ignore[no-untyped-def]
-    return create_app(settings, db)
+    """The app without its background loops: a test drives the loop it needs itself, so
+    nothing polls, sends or embeds behind the test's back."""
+    return create_app(settings, db, background=())
 
 
 @pytest.fixture
