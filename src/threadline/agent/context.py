@@ -18,6 +18,22 @@ said in their other conversations (``other_channels_note``: "Earlier by SMS (...
 conversation first, each with its latest lines), given at most ``OTHER_CHANNELS_SHARE`` of
 the budget left after the system prompt, so the window still never exceeds ``max_tokens``.
 
+With ``recall=N`` (``window_with_recall``), the system prompt (and any other-channels note)
+is followed by a note of at most N older messages of the conversation that relate to the
+newest customer message in the window, found by ``threadline.search.recall`` (by meaning
+with an embedder and a database holding vectors, by words otherwise)::
+
+    Relevant earlier messages (found by meaning; older than the messages shown):
+    - #12, 2026-01-02 14:05 UTC, customer: My dog is allergic to chicken
+    - #15, 2026-01-02 14:09 UTC, us: Noted, no chicken then.
+
+Only messages older than the window built without the note are candidates, and the window
+built beside the note never reaches further back than that one, so no message is both
+recalled and shown. The note takes at most ``RECALL_SHARE`` of the budget left after the
+system prompt; the window shrinks to make room, so ``max_tokens`` still holds. The most
+relevant messages are kept first; the note lists them in conversation order, each line
+clipped to ``OTHER_LINE_CHARS``.
+
 "Surely filled": the messages read so far, less any tool results at the start of the
 oldest page (their call may be on the page before), need more tokens than the budget left
 after the system prompt. Reading more could then change nothing: ``build_window`` stops at
@@ -29,7 +45,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -37,7 +53,10 @@ from threadline.agent.prompt import system_prompt
 from threadline.context.messages import openai_message, system_message
 from threadline.context.tokens import REPLY_PRIMING_TOKENS, TokenCounter, counter_for_model
 from threadline.context.window import Window, build_window
+from threadline.search import recall as search_recall
+from threadline.search.embedders import Embedder
 from threadline.store import messages, summaries
+from threadline.store import search as search_store
 from threadline.store.agents import Setting
 from threadline.store.database import Database
 from threadline.store.models import Conversation
@@ -53,6 +72,11 @@ OTHER_LINES = 20
 OTHER_CHANNELS_SHARE = 0.25
 #: The longest line quoted from one message.
 OTHER_LINE_CHARS = 400
+#: The most older messages a context may recall, and the share of the budget (after the
+#: system prompt and any other-channels note) their note may take.
+RECALL_MAX = 50
+RECALL_SHARE = 0.25
+RecallMode = Literal["semantic", "keyword"]
 CHANNEL_NAMES = {
     "sms": "SMS",
     "whatsapp": "WhatsApp",
@@ -202,20 +226,169 @@ def conversation_window(
     """The conversation's window: system prompt, summary and the newest messages that fit
     (see the module docstring). ``InvalidInput`` when the system prompt alone needs more
     than ``max_tokens``."""
+    return _window(
+        db,
+        tenant_id,
+        setting.conversation["id"],
+        prompt=_prompt(db, tenant_id, setting, max_tokens, model, other_channels),
+        max_tokens=max_tokens,
+        model=model,
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Recalled:
+    """What ``window_with_recall`` added: how the messages were found, and the messages
+    in the note (conversation order; empty when nothing older relates or fits)."""
+
+    mode: RecallMode
+    messages: tuple[Mapping[str, Any], ...]
+
+
+def recall_mode(db: Database, embedder: Embedder | None) -> RecallMode:
+    """``semantic`` when there is an embedder and the database holds vectors."""
+    if embedder is not None and search_store.vectors_available(db):
+        return "semantic"
+    return "keyword"
+
+
+def window_with_recall(
+    db: Database,
+    tenant_id: uuid.UUID,
+    setting: Setting,
+    *,
+    max_tokens: int,
+    model: str | None,
+    recall: int,
+    embedder: Embedder | None = None,
+    other_channels: bool = False,
+) -> tuple[Window, Recalled]:
+    """``conversation_window`` with a note of up to ``recall`` older messages related to
+    the newest customer message (see the module docstring)."""
     conversation_id = setting.conversation["id"]
-    rendered = system_prompt(setting)
-    prompt = None if rendered is None else rendered.prompt
+    prompt = _prompt(db, tenant_id, setting, max_tokens, model, other_channels)
+    window = _window(
+        db, tenant_id, conversation_id, prompt=prompt, max_tokens=max_tokens, model=model
+    )
+    mode = recall_mode(db, embedder)
+    question = next((m for m in reversed(window.messages) if m.get("role") == "user"), None)
+    text = "" if question is None else str(question.get("content") or "")
+    if recall <= 0 or window.first_seq is None or not text.strip():
+        return window, Recalled(mode, ())
+    found = search_recall(
+        db,
+        tenant_id,
+        conversation_id,
+        text,
+        min(recall * 2, RECALL_MAX * 2),  # events and tool results are not quoted
+        embedder=embedder if mode == "semantic" else None,
+        before_seq=window.first_seq,
+        exclude_id=None if question is None else question["id"],
+    )
     counter = counter_for_model(model)
     fixed = REPLY_PRIMING_TOKENS
     if prompt is not None:
         fixed += counter.count_message(system_message(prompt))
+    room = int((max_tokens - fixed) * RECALL_SHARE) - 2  # the blank line joining it
+    note, kept = recall_note(found, limit=recall, max_tokens=room, model=model, mode=mode)
+    if note is None:
+        return window, Recalled(mode, ())
+    prompt = note if prompt is None else f"{prompt}\n\n{note}"
+    if REPLY_PRIMING_TOKENS + counter.count_message(system_message(prompt)) > max_tokens:
+        return window, Recalled(mode, ())  # cannot happen with RECALL_SHARE < 1; never 422
+    shrunk = _window(
+        db,
+        tenant_id,
+        conversation_id,
+        prompt=prompt,
+        max_tokens=max_tokens,
+        model=model,
+        from_seq=window.first_seq,
+    )
+    return shrunk, Recalled(mode, kept)
+
+
+def recall_note(
+    found: Sequence[Mapping[str, Any]],
+    *,
+    limit: int,
+    max_tokens: int,
+    model: str | None,
+    mode: RecallMode,
+) -> tuple[str | None, tuple[Mapping[str, Any], ...]]:
+    """The note of recalled messages (``found`` most relevant first) within ``max_tokens``
+    (counted as text), and the messages it lists (conversation order). ``(None, ())`` when
+    none is quoted."""
+    if max_tokens <= 0:
+        return None, ()
+    counter = counter_for_model(model)
+    how = "meaning" if mode == "semantic" else "words"
+    header = f"Relevant earlier messages (found by {how}; older than the messages shown):"
+    left = max_tokens - counter.count_text(header) - 1
+    chosen: list[tuple[Mapping[str, Any], str]] = []
+    for message in found:  # the most relevant first, while they fit
+        if len(chosen) >= limit:
+            break
+        line = _line(message)
+        if line is None:
+            continue
+        at = message.get("created_at")
+        when = "" if at is None else f", {at:%Y-%m-%d %H:%M} UTC"
+        line = f"- #{message['seq']}{when}, {line}"
+        cost = counter.count_text(line) + 1
+        if cost <= left:
+            chosen.append((message, line))
+            left -= cost
+    while chosen:
+        chosen.sort(key=lambda pair: int(pair[0]["seq"]))
+        note = "\n".join([header, *(line for _, line in chosen)])
+        if counter.count_text(note) <= max_tokens:
+            return note, tuple(message for message, _ in chosen)
+        chosen.pop(max(range(len(chosen)), key=lambda i: found.index(chosen[i][0])))
+    return None, ()
+
+
+def _prompt(
+    db: Database,
+    tenant_id: uuid.UUID,
+    setting: Setting,
+    max_tokens: int,
+    model: str | None,
+    other_channels: bool,
+) -> str | None:
+    """The agent's rendered system prompt, followed by the other-channels note if asked."""
+    rendered = system_prompt(setting)
+    prompt = None if rendered is None else rendered.prompt
     if other_channels:
+        counter = counter_for_model(model)
+        fixed = REPLY_PRIMING_TOKENS
+        if prompt is not None:
+            fixed += counter.count_message(system_message(prompt))
         room = int((max_tokens - fixed) * OTHER_CHANNELS_SHARE)
         note = other_channels_note(db, tenant_id, setting, max_tokens=room - 2, model=model)
         if note is not None:
             prompt = note if prompt is None else f"{prompt}\n\n{note}"
-            fixed = REPLY_PRIMING_TOKENS + counter.count_message(system_message(prompt))
+    return prompt
+
+
+def _window(
+    db: Database,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    *,
+    prompt: str | None,
+    max_tokens: int,
+    model: str | None,
+    from_seq: int | None = None,
+) -> Window:
+    """The window beside ``prompt``; with ``from_seq``, of messages from that seq on only
+    (older messages are known to exist: the window is then truncated)."""
+    counter = counter_for_model(model)
+    fixed = REPLY_PRIMING_TOKENS
+    if prompt is not None:
+        fixed += counter.count_message(system_message(prompt))
     budget = max(max_tokens - fixed, 0)
+    floor = None if from_seq is None else from_seq - 1
     summary = summaries.latest(db, tenant_id, conversation_id)
     text = None if summary is None else summary["content"]
     if summary is not None:
@@ -226,14 +399,16 @@ def conversation_window(
             conversation_id,
             budget=budget,
             model=model,
-            after_seq=int(summary["to_seq"]),
+            after_seq=max(int(summary["to_seq"]), -1 if floor is None else floor),
         )
         window = build_window(
             after_summary, max_tokens=max_tokens, model=model, system_prompt=prompt, summary=text
         )
         if window.summary is not None:  # it fits: everything up to it is summarised
             return window if window.truncated else dataclasses.replace(window, truncated=True)
-    rows, more = newest_messages(db, tenant_id, conversation_id, budget=budget, model=model)
+    rows, more = newest_messages(
+        db, tenant_id, conversation_id, budget=budget, model=model, after_seq=floor
+    )
     window = build_window(
         rows, max_tokens=max_tokens, model=model, system_prompt=prompt, summary=text
     )
@@ -243,7 +418,11 @@ def conversation_window(
         window = build_window(
             after, max_tokens=max_tokens, model=model, system_prompt=prompt, summary=text
         )
-    left_out = more or (bool(rows) and (not window.messages or window.messages[0] is not rows[0]))
+    left_out = (
+        more
+        or from_seq is not None
+        or (bool(rows) and (not window.messages or window.messages[0] is not rows[0]))
+    )
     if left_out != window.truncated:
         window = dataclasses.replace(window, truncated=left_out)
     return window
