@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -11,9 +13,12 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from conftest import TenantKey, make_tenant
+from test_webhooks import PUBLIC, fixture, make_inbox, postmark_post
+from threadline.api.app import create_app
 from threadline.settings import RetentionRule, Settings
 from threadline.store import Database, privacy
 from threadline.store import search as search_store
+from threadline.store.attachments import Files
 from threadline.store.types import utcnow
 
 SECRET = "zanzibarquokka"  # one word: the keyword index would find it
@@ -190,6 +195,65 @@ def _age(db: Database, conversation_id: str, days: float) -> None:
             .where(privacy.conversations_t.c.id == uuid.UUID(conversation_id))
             .values(last_activity_at=utcnow() - timedelta(days=days))
         )
+
+
+def _email(sender: str, message_id: str, *files: tuple[str, bytes]) -> dict[str, Any]:
+    """A Postmark inbound email from ``sender`` carrying these attachments."""
+    mail: dict[str, Any] = fixture("postmark_inbound.json")
+    headers = [h for h in mail["Headers"] if h["Name"] not in ("In-Reply-To", "References")]
+    for h in headers:
+        if h["Name"] == "Message-ID":
+            h["Value"] = f"<{message_id}@mail.example.com>"
+    return mail | {
+        "From": sender,
+        "FromFull": {"Email": sender, "Name": "", "MailboxHash": ""},
+        "MessageID": message_id,
+        "Headers": headers,
+        "Attachments": [
+            {"Name": name, "Content": base64.b64encode(data).decode(), "ContentType": "x/y"}
+            for name, data in files
+        ],
+    }
+
+
+def test_erase_removes_attachment_files_no_other_message_uses(
+    settings: Settings, db: Database, tenant: TenantKey, tmp_path: Path
+) -> None:
+    folder = str(tmp_path / "files")
+    settings = settings.model_copy(update={"attachments_dir": folder, "public_url": PUBLIC})
+    files = Files.from_settings(settings)
+    own, shared = b"Ann's passport scan", b"the shop's price list"
+    app = create_app(settings, db, background=())
+    with TestClient(app, headers=tenant.headers) as api, TestClient(app) as hooks:
+        inbox = make_inbox(
+            api,
+            provider="postmark",
+            address="support@shop.example",
+            credentials={"server_token": "pm-token"},
+        )
+        ann = _email("ann@example.com", "m-ann", ("passport.png", own), ("prices.pdf", shared))
+        bob = _email("bob@example.com", "m-bob", ("prices.pdf", shared))
+        for mail in (ann, bob):
+            assert postmark_post(hooks, inbox, mail).status_code == 200
+        contacts = {c["email"]: c["id"] for c in api.get("/v1/contacts").json()["data"]}
+    own_file, shared_file = (files.path_of(hashlib.sha256(b).hexdigest()) for b in (own, shared))
+    assert own_file.read_bytes() == own and shared_file.read_bytes() == shared
+
+    erased = privacy.erase_contact(
+        db, tenant.tenant_id, uuid.UUID(contacts["ann@example.com"]), files=files
+    )
+    assert erased.files == 1
+    assert not own_file.exists()  # only Ann's message held it
+    assert shared_file.read_bytes() == shared  # Bob's message still refers to it
+    again = privacy.erase_contact(
+        db, tenant.tenant_id, uuid.UUID(contacts["ann@example.com"]), files=files
+    )
+    assert again.files == 0
+    erased = privacy.erase_contact(
+        db, tenant.tenant_id, uuid.UUID(contacts["bob@example.com"]), files=files
+    )
+    assert erased.files == 1 and not shared_file.exists()
+    assert [p for p in files.folder.rglob("*") if p.is_file()] == []
 
 
 def test_retention_archives_or_deletes_idle_conversations_per_tenant(

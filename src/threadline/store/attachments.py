@@ -16,6 +16,8 @@ JSON carries::
 - a file over ``THREADLINE_MAX_ATTACHMENT_BYTES`` is not written: its metadata is kept with
   ``"stored": false`` and the ``reason``, and the message is stored all the same (a request
   body over ``THREADLINE_MAX_BODY_BYTES`` is refused with 413 before any of this);
+- a file is removed (``Files.forget``) when erasing a contact leaves no message
+  referring to it (``store.privacy.erase_contact``);
 - files are written before the message's transaction (a write transaction may run twice;
   a file must not be written inside it) and atomically (a temporary file renamed into
   place), so a reader never sees half a file. A file whose message was then refused is
@@ -92,6 +94,17 @@ class Files:
 
     def keep_all(self, attachments: Sequence[Attachment]) -> list[dict[str, Any]]:
         return [self.keep(a) for a in attachments]
+
+    def forget(self, sha256: str) -> bool:
+        """Remove the file of this content; answers whether there was one. The caller
+        checks that no message still refers to it. The folder ``<first two hex>/`` stays:
+        a concurrent ``keep`` may be about to write into it."""
+        path = self.path_of(sha256)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     @staticmethod
     def _write(path: Path, content: bytes) -> None:

@@ -14,8 +14,16 @@
   rows stay, bodiless, so counts, seqs, delivery states and analytics remain true. One
   ``contact.erased`` event records it, with ids and counts only.
 
-  Threadline keeps no attachment files of its own (attachments are the providers' URLs in
-  the message's JSON), so clearing ``attachments`` removes every reference it holds.
+  Attachment files Threadline stored itself (an email's attachments, ``store/attachments.py``:
+  one file per content, named by its SHA-256, shared by every message that carried the same
+  bytes) are removed once the erase has committed, given the ``Files`` they live in: each
+  file the erased messages referred to that no remaining message of any tenant refers to.
+  "Refers to" is a ``LIKE '%<sha256>%'`` on the text of ``messages.attachments`` (JSON on
+  SQLite, JSONB cast to text on PostgreSQL): a 64-hex digest appears in that text only as
+  the hash of an attachment, and the scan runs once per file, on erase only. Other
+  attachments are the providers' URLs in the message's JSON: clearing ``attachments``
+  removes every reference Threadline holds to them. A message storing the same bytes in
+  the very instant its file is removed keeps its metadata without the file.
 
   On SQLite the connection runs ``PRAGMA secure_delete=ON`` (freed space is zeroed) and the
   erase ends with ``PRAGMA wal_checkpoint(TRUNCATE)``: the old page images leave the WAL and
@@ -30,6 +38,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -47,6 +57,7 @@ from threadline.settings import Settings
 from threadline.store import events as tenant_events
 from threadline.store import messages as message_store
 from threadline.store import search, serial
+from threadline.store.attachments import Files
 from threadline.store.conversations import status_change_data, tenant_event_types
 from threadline.store.database import Database
 from threadline.store.models import (
@@ -205,6 +216,8 @@ class Erased:
     messages: int
     embeddings: int
     identities: int
+    #: Attachment files removed (referred to by the erased messages and by no other).
+    files: int = 0
 
 
 def _strip_arguments(tool_calls: Any) -> Any:
@@ -227,15 +240,58 @@ def _update(table: sa.Table, tenant_id: uuid.UUID, where: sa.ColumnElement[bool]
     return table.update().where(table.c.tenant_id == tenant_id, where)
 
 
-def erase_contact(db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> Erased:
+def _stored_files(attachments: Any) -> set[str]:
+    """The SHA-256 digests of the files a message's ``attachments`` JSON refers to."""
+    found: set[str] = set()
+    for item in attachments if isinstance(attachments, list) else ():
+        if not isinstance(item, dict) or item.get("stored") is not True:
+            continue
+        digest = item.get("sha256")
+        if isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest):
+            found.add(digest)
+    return found
+
+
+def _still_used(conn: sa.Connection, digest: str) -> bool:
+    """Whether any message (of any tenant: the files are shared) refers to the file."""
+    text = sa.cast(messages_t.c.attachments, sa.Text)
+    q = sa.select(messages_t.c.id).where(
+        messages_t.c.attachments.is_not(None), text.like(f"%{digest}%")
+    )
+    return conn.execute(q.limit(1)).first() is not None
+
+
+def forget_files(db: Database, files: Files, digests: set[str]) -> int:
+    """Remove each of these attachment files that no message refers to; answers how many
+    were removed."""
+    removed = 0
+    for digest in sorted(digests):
+        with db.connect() as conn:
+            used = _still_used(conn, digest)
+        if not used and files.forget(digest):
+            removed += 1
+    return removed
+
+
+def erase_contact(
+    db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID, *, files: Files | None = None
+) -> Erased:
     """Erase the contact's personal data (see the module docstring); 404 for an id the
-    tenant does not have. Erasing twice is harmless."""
+    tenant does not have. Erasing twice is harmless. With ``files`` (where attachments are
+    kept), the attachment files only the erased messages referred to are removed too."""
+    digests: set[str] = set()
 
     def work(conn: sa.Connection) -> Erased:
         _contact_row(conn, tenant_id, contact_id)
         now = utcnow()
         theirs = _their_conversations(tenant_id, contact_id)
         their_messages = _their_messages(tenant_id, theirs)
+        for (attachments,) in conn.execute(
+            sa.select(messages_t.c.attachments).where(
+                messages_t.c.id.in_(their_messages), messages_t.c.attachments.is_not(None)
+            )
+        ):
+            digests.update(_stored_files(attachments))
         vectors = search.forget_contact(conn, tenant_id, contact_id)
         calls = conn.execute(
             sa.select(messages_t.c.id, messages_t.c.tool_calls).where(
@@ -332,6 +388,8 @@ def erase_contact(db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> 
     with db.transaction() as conn:
         result = work(conn)
     checkpoint(db)
+    if files is not None and digests:
+        result = dataclasses.replace(result, files=forget_files(db, files, digests))
     return result
 
 
