@@ -11,6 +11,7 @@ from threadline.api.deps import Ctx
 from threadline.api.schemas.privacy import ContactErased, ContactExport
 from threadline.api.v1.params import NoQueryParams
 from threadline.store import privacy
+from threadline.store.attachments import Files
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
@@ -32,5 +33,6 @@ def erase_contact(contact_id: uuid.UUID, ctx: Ctx, _: NoQueryParams) -> ContactE
     Conversations and bodiless messages stay, so counts and analytics remain true. A
     `contact.erased` event records it without personal data."""
     caller = ctx.caller()
-    erased = privacy.erase_contact(ctx.db, caller.tenant_id, contact_id)
+    files = Files.from_settings(ctx.settings)
+    erased = privacy.erase_contact(ctx.db, caller.tenant_id, contact_id, files=files)
     return ContactErased.model_validate(asdict(erased))

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from threadline.domain.errors import NotFound
 from threadline.store import contacts, privacy
+from threadline.store.attachments import Files
 from threadline.store.models import Contact
 from threadline.web import auth, queries
 from threadline.web.routes.conversation import not_found
@@ -105,7 +106,8 @@ def erase(
         return RedirectResponse(
             f"{url}?error={quote(f'Nothing was erased: type {hint} to confirm.')}#erase", 303
         )
-    done = privacy.erase_contact(request.app.state.db, user.tenant_id, contact.id)
+    files = Files.from_settings(request.app.state.settings)
+    done = privacy.erase_contact(request.app.state.db, user.tenant_id, contact.id, files=files)
     return RedirectResponse(f"{url}?erased={quote(_said(done))}", 303)
 
 
