@@ -7,9 +7,8 @@ contact and two contacts cannot claim the same address.
 
 from __future__ import annotations
 
-import functools
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import phonenumbers
 import sqlalchemy as sa
@@ -192,10 +191,6 @@ def update(
 DELETE_BATCH = 500
 
 
-def _execute(statement: sa.Executable, conn: sa.Connection) -> int:
-    return conn.execute(statement).rowcount  # type: ignore[attr-defined, no-any-return]
-
-
 def delete(
     db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID, *, batch: int = DELETE_BATCH
 ) -> None:
@@ -215,16 +210,12 @@ def delete(
                 )
             )
         )
+    messages = cast(sa.Table, Message.__table__)
     for conversation_id in conversation_ids:
-        newest = (
-            sa.select(Message.id)
-            .where(Message.tenant_id == tenant_id, Message.conversation_id == conversation_id)
-            .order_by(Message.seq.desc())
-            .limit(batch)
+        in_conversation = sa.and_(
+            messages.c.tenant_id == tenant_id, messages.c.conversation_id == conversation_id
         )
-        delete_batch = functools.partial(_execute, sa.delete(Message).where(Message.id.in_(newest)))
-        while db.run_write(delete_batch) >= batch:
-            pass
+        db.delete_in_batches(messages, in_conversation, messages.c.seq.desc(), batch)
     with db.write() as s:
         s.delete(owned(s, Contact, tenant_id, contact_id, name="contact"))
 

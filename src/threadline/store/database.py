@@ -132,6 +132,29 @@ class Database:
         with self._begin_write() as conn:
             return work(conn)
 
+    def delete_in_batches(
+        self,
+        table: sa.Table,
+        condition: sa.ColumnElement[bool],
+        order_by: sa.ColumnElement[Any],
+        batch: int,
+    ) -> int:
+        """Delete ``table``'s rows matching ``condition``, ``batch`` at a time in ``order_by``
+        order, each batch its own short write so other writers take turns in between; answers
+        how many went."""
+        chosen = sa.select(table.c.id).where(condition).order_by(order_by).limit(batch)
+        statement = table.delete().where(table.c.id.in_(chosen))
+
+        def work(conn: sa.Connection) -> int:
+            return int(conn.execute(statement).rowcount)
+
+        total = 0
+        while True:
+            deleted = self.run_write(work)
+            total += deleted
+            if deleted < batch:
+                return total
+
     @contextmanager
     def read(self) -> Iterator[Session]:
         with self._sessions() as session:

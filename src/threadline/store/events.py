@@ -173,16 +173,5 @@ def latest_id(db: Database, tenant_id: uuid.UUID) -> uuid.UUID | None:
 def prune(db: Database, older_than: timedelta, *, batch: int = 1_000) -> int:
     """Delete events older than ``older_than``, a batch per write; answers how many."""
     cutoff = utcnow() - older_than
-    oldest = (
-        sa.select(events_table.c.id)
-        .where(events_table.c.created_at < cutoff)
-        .order_by(events_table.c.created_at)
-        .limit(batch)
-    )
-    statement = events_table.delete().where(events_table.c.id.in_(oldest))
-    total = 0
-    while True:
-        deleted = db.run_write(lambda conn: int(conn.execute(statement).rowcount))
-        total += deleted
-        if deleted < batch:
-            return total
+    created = events_table.c.created_at
+    return db.delete_in_batches(events_table, created < cutoff, created, batch)

@@ -87,14 +87,4 @@ def prune(db: Database, older_than: timedelta, *, batch: int = 1_000) -> int:
     """Delete keys created more than ``older_than`` ago; answers how many. Each batch is its
     own short write, so writers are never held up for long."""
     cutoff = utcnow() - older_than
-    oldest = (
-        sa.select(keys.c.id).where(keys.c.created_at < cutoff).order_by(keys.c.created_at)
-    ).limit(batch)
-    total = 0
-    while True:
-        deleted = db.run_write(
-            lambda conn: conn.execute(keys.delete().where(keys.c.id.in_(oldest))).rowcount
-        )
-        total += deleted
-        if deleted < batch:
-            return total
+    return db.delete_in_batches(keys, keys.c.created_at < cutoff, keys.c.created_at, batch)

@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -131,9 +130,3 @@ class GroupCommit:
             write.error = exc
             if not isinstance(exc, Exception):
                 raise
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold the process's write turn (for writes that do not go through ``run``)."""
-        with self.lock:
-            yield
