@@ -416,7 +416,7 @@ def _server_schemas() -> list[tuple[type, type]]:
     pairs = []
     for module_name, models in wanted.items():
         try:
-            module = importlib.import_module(f"threadline.api.schemas.{module_name}")
+            module = importlib.import_module(f"threadline.schemas.{module_name}")
         except ImportError:  # not on this server yet
             continue
         pairs += [(getattr(module, name), model) for name, model in models]

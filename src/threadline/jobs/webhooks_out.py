@@ -30,12 +30,12 @@ import anyio
 import httpx
 from standardwebhooks import Webhook
 
-from threadline.api.schemas.agents import SuggestionRead
-from threadline.api.schemas.conversations import ConversationRead
-from threadline.api.schemas.messages import MessageRead
 from threadline.domain.errors import NotFound
 from threadline.jobs.deliver import backoff
 from threadline.logs import get_logger
+from threadline.schemas.agents import SuggestionRead
+from threadline.schemas.conversations import ConversationRead
+from threadline.schemas.messages import MessageRead
 from threadline.settings import Settings
 from threadline.store import conversations, messages, suggestions, webhooks_out
 from threadline.store.database import Database

@@ -2,7 +2,6 @@
 
 from fastapi import APIRouter
 
-from threadline.api.schemas.common import ErrorResponse
 from threadline.api.v1 import (
     agents,
     analytics,
@@ -19,6 +18,7 @@ from threadline.api.v1 import (
     suggestions,
     webhook_endpoints,
 )
+from threadline.schemas.common import ErrorResponse
 
 _ERRORS = {
     code: {"model": ErrorResponse, "description": text}

@@ -8,7 +8,9 @@ from fastapi import APIRouter
 
 from threadline.agent.prompt import system_prompt
 from threadline.api.deps import Ctx
-from threadline.api.schemas.agents import (
+from threadline.api.v1.params import NoQueryParams
+from threadline.context.templates import render_prompt
+from threadline.schemas.agents import (
     AgentCreate,
     AgentList,
     AgentRead,
@@ -16,8 +18,6 @@ from threadline.api.schemas.agents import (
     PreviewRead,
     PreviewRequest,
 )
-from threadline.api.v1.params import NoQueryParams
-from threadline.context.templates import render_prompt
 from threadline.store import agents
 
 router = APIRouter(prefix="/agents", tags=["agents"])

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 
 from threadline.agent.analytics import agent_figures
 from threadline.api.deps import Ctx
-from threadline.api.schemas.agents import AgentFigures, AnalyticsQuery, AnalyticsRead
 from threadline.domain.errors import InvalidInput
+from threadline.schemas.agents import AgentFigures, AnalyticsQuery, AnalyticsRead
 
 router = APIRouter(prefix="/analytics", tags=["agents"])
 

@@ -6,15 +6,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from threadline.api.deps import Ctx
-from threadline.api.schemas.common import Page
-from threadline.api.schemas.contacts import (
+from threadline.api.v1.params import NoQueryParams
+from threadline.schemas.common import Page
+from threadline.schemas.contacts import (
     ContactCreate,
     ContactListQuery,
     ContactMerge,
     ContactRead,
     ContactUpdate,
 )
-from threadline.api.v1.params import NoQueryParams
 from threadline.store import contacts
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])

@@ -15,9 +15,9 @@ from threadline.agent.context import (
     window_with_recall,
 )
 from threadline.api.deps import Ctx
-from threadline.api.schemas.agents import ContextQuery, ContextRead
-from threadline.api.schemas.common import Output
 from threadline.context.formats import render
+from threadline.schemas.agents import ContextQuery, ContextRead
+from threadline.schemas.common import Output
 from threadline.search.embedders import Embedder, EmbedderError, from_settings
 from threadline.store import agents
 

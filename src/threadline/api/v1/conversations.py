@@ -6,8 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from threadline.api.deps import Ctx
-from threadline.api.schemas.common import Page
-from threadline.api.schemas.conversations import (
+from threadline.api.v1.params import NoQueryParams
+from threadline.schemas.common import Page
+from threadline.schemas.conversations import (
     ConversationCreate,
     ConversationDetail,
     ConversationDetailQuery,
@@ -17,8 +18,7 @@ from threadline.api.schemas.conversations import (
     EventListQuery,
     EventRead,
 )
-from threadline.api.schemas.messages import MessageRead
-from threadline.api.v1.params import NoQueryParams
+from threadline.schemas.messages import MessageRead
 from threadline.store import conversations, messages
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])

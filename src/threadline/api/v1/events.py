@@ -24,8 +24,8 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from threadline.api.deps import Ctx
-from threadline.api.schemas.common import QueryParams
 from threadline.domain.errors import InvalidCursor
+from threadline.schemas.common import QueryParams
 from threadline.store import events
 
 router = APIRouter(prefix="/events", tags=["events"])

@@ -6,15 +6,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from threadline.api.deps import Ctx
-from threadline.api.schemas.common import Page
-from threadline.api.schemas.inboxes import (
+from threadline.api.v1.params import NoQueryParams
+from threadline.schemas.common import Page
+from threadline.schemas.inboxes import (
     InboxCreate,
     InboxCreated,
     InboxListQuery,
     InboxRead,
     InboxUpdate,
 )
-from threadline.api.v1.params import NoQueryParams
 from threadline.store import inboxes
 
 router = APIRouter(prefix="/inboxes", tags=["inboxes"])

@@ -7,8 +7,8 @@ import uuid
 from fastapi import APIRouter
 
 from threadline.api.deps import Ctx
-from threadline.api.schemas.message_events import MessageEventList
 from threadline.api.v1.params import NoQueryParams
+from threadline.schemas.message_events import MessageEventList
 from threadline.store import deliveries
 
 router = APIRouter(prefix="/messages", tags=["messages"])

@@ -19,10 +19,10 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from threadline.api.deps import Ctx, RequestContext
-from threadline.api.schemas.common import INT32_MAX, QueryParams
-from threadline.api.schemas.messages import MessageBatch, MessageCreate, MessageList, MessageRead
 from threadline.api.v1.params import NoQueryParams
 from threadline.domain.errors import InvalidCursor
+from threadline.schemas.common import INT32_MAX, QueryParams
+from threadline.schemas.messages import MessageBatch, MessageCreate, MessageList, MessageRead
 from threadline.store import idempotency, messages, pagination
 
 Model = TypeVar("Model", bound=BaseModel)

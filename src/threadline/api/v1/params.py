@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from threadline.api.schemas.common import NoQuery
+from threadline.schemas.common import NoQuery
 
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1 to 200.")]
 Cursor = Annotated[

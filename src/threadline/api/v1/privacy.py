@@ -8,8 +8,8 @@ from dataclasses import asdict
 from fastapi import APIRouter
 
 from threadline.api.deps import Ctx
-from threadline.api.schemas.privacy import ContactErased, ContactExport
 from threadline.api.v1.params import NoQueryParams
+from threadline.schemas.privacy import ContactErased, ContactExport
 from threadline.store import privacy
 from threadline.store.attachments import Files
 

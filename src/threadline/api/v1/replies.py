@@ -20,11 +20,11 @@ from sse_starlette import EventSourceResponse
 from threadline.agent import llm
 from threadline.agent.sessions import sessions
 from threadline.api.deps import Ctx
-from threadline.api.schemas.agents import ActionList, ActionRead, SessionList, SessionRead
 from threadline.api.v1.params import NoQueryParams
 from threadline.domain.enums import ConversationStatus
 from threadline.domain.errors import Conflict
 from threadline.jobs.reply import run_job
+from threadline.schemas.agents import ActionList, ActionRead, SessionList, SessionRead
 from threadline.store import agent_jobs, agent_log, agents
 
 router = APIRouter(prefix="/conversations", tags=["agents"])

@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from threadline.api.deps import Ctx
-from threadline.api.schemas.messages import MessageRead
-from threadline.api.schemas.search import SearchHit, SearchQuery, SearchResults
+from threadline.schemas.messages import MessageRead
+from threadline.schemas.search import SearchHit, SearchQuery, SearchResults
 from threadline.search import Filters, search
 from threadline.search.embedders import Embedder, EmbedderError, from_settings
 

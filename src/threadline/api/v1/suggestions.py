@@ -9,14 +9,14 @@ from fastapi import APIRouter, Query
 
 from threadline.agent import suggestions as deciding
 from threadline.api.deps import Ctx
-from threadline.api.schemas.agents import (
+from threadline.api.v1.params import NoQueryParams
+from threadline.schemas.agents import (
     ApproveRequest,
     RejectRequest,
     SuggestionList,
     SuggestionListQuery,
     SuggestionRead,
 )
-from threadline.api.v1.params import NoQueryParams
 from threadline.store import suggestions
 
 router = APIRouter(prefix="/suggestions", tags=["agents"])

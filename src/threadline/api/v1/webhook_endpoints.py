@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from threadline.api.deps import Ctx
-from threadline.api.schemas.webhooks_out import (
+from threadline.api.v1.params import NoQueryParams
+from threadline.schemas.webhooks_out import (
     WebhookDeliveryList,
     WebhookDeliveryQuery,
     WebhookDeliveryRead,
@@ -17,7 +18,6 @@ from threadline.api.schemas.webhooks_out import (
     WebhookEndpointList,
     WebhookEndpointRead,
 )
-from threadline.api.v1.params import NoQueryParams
 from threadline.store import webhooks_out
 
 router = APIRouter(prefix="/webhook-endpoints", tags=["webhooks"])

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from threadline.api.schemas.common import Output
+from threadline.schemas.common import Output
 
 
 class ContactExport(Output):

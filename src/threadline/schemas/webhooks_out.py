@@ -15,7 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from threadline.api.schemas.common import Input, Output, PageQuery
+from threadline.schemas.common import Input, Output, PageQuery
 
 EventType = Literal[
     "message.created",

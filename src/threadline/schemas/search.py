@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from threadline.api.schemas.common import IsoTimestamp, Output, QueryParams
-from threadline.api.schemas.messages import MessageRead
 from threadline.domain.enums import Channel, Role
+from threadline.schemas.common import IsoTimestamp, Output, QueryParams
+from threadline.schemas.messages import MessageRead
 
 
 class SearchQuery(QueryParams):

@@ -6,8 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from threadline.api.schemas.common import Output
 from threadline.domain.enums import DeliveryStatus
+from threadline.schemas.common import Output
 
 
 class MessageEventRead(Output):

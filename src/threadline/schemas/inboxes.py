@@ -8,8 +8,8 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, JsonValue, StringConstraints
 
-from threadline.api.schemas.common import Input, JSONObject, Output, PageQuery
 from threadline.domain.enums import Channel, InboxMode
+from threadline.schemas.common import Input, JSONObject, Output, PageQuery
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ProviderName = Annotated[str, StringConstraints(min_length=1, max_length=32)]

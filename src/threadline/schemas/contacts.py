@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, JsonValue, StringConstraints
 
-from threadline.api.schemas.common import Input, JSONObject, Output, PageQuery
+from threadline.schemas.common import Input, JSONObject, Output, PageQuery
 
 Name = Annotated[str, StringConstraints(max_length=200)]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=32)]

@@ -6,10 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from threadline.api.schemas.common import Input, JSONObject, Output, PageQuery, QueryParams
-from threadline.api.schemas.contacts import ContactCreate
-from threadline.api.schemas.messages import MessageRead
 from threadline.domain.enums import Channel, ConversationStatus, EventType
+from threadline.schemas.common import Input, JSONObject, Output, PageQuery, QueryParams
+from threadline.schemas.contacts import ContactCreate
+from threadline.schemas.messages import MessageRead
 
 Title = Annotated[str, StringConstraints(max_length=500)]
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255)]

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints
 
-from threadline.api.schemas.common import Input, IsoTimestamp, JSONObject, Output, QueryParams
 from threadline.context.formats import Format
 from threadline.domain.enums import AgentKind, SuggestionStatus
+from threadline.schemas.common import Input, IsoTimestamp, JSONObject, Output, QueryParams
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]

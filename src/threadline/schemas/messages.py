@@ -14,8 +14,8 @@ from pydantic import (
     model_validator,
 )
 
-from threadline.api.schemas.common import Count, Input, JSONObject, Output, Score, Timestamp
 from threadline.domain.enums import DeliveryStatus, Direction, MessageType, Role, SenderType
+from threadline.schemas.common import Count, Input, JSONObject, Output, Score, Timestamp
 
 Short = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 ModelName = Annotated[str, StringConstraints(max_length=200)]
