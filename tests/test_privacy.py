@@ -298,6 +298,62 @@ def test_retention_archives_or_deletes_idle_conversations_per_tenant(
     assert privacy.apply_retention(db, settings) == privacy.Retained(0, 0)
 
 
+def test_retention_delete_removes_attachment_files_no_kept_message_uses(
+    settings: Settings, db: Database, tenant: TenantKey, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(
+        update={"attachments_dir": str(tmp_path / "files"), "public_url": PUBLIC}
+    )
+    files = Files.from_settings(settings)
+    own, shared, fresh = b"Ann's passport scan", b"the shop's price list", b"Bob's receipt"
+    other = make_tenant(db)
+    app = create_app(settings, db, background=())
+    mails = [  # Ann's and Bob's to the first tenant, Cy's to the other
+        (tenant, "ann@example.com", [("a", own), ("p", shared)]),
+        (tenant, "bob@example.com", [("b", fresh)]),
+        (other, "cy@example.com", [("c", shared)]),
+    ]
+    conversations: dict[str, str] = {}
+    inboxes: dict[str, dict[str, Any]] = {}
+    with TestClient(app) as hooks:
+        for who, sender, attached in mails:
+            with TestClient(app, headers=who.headers) as api:
+                if who.slug not in inboxes:
+                    inboxes[who.slug] = make_inbox(
+                        api,
+                        provider="postmark",
+                        address=f"support@{who.slug}.example",
+                        credentials={"server_token": "pm-token"},
+                    )
+                inbox = inboxes[who.slug]
+                mail = _email(sender, f"m-{sender}", *attached)
+                assert postmark_post(hooks, inbox, mail).status_code == 200
+                newest = api.get("/v1/conversations").json()["data"][0]
+                conversations[sender] = newest["id"]
+    own_file, shared_file, fresh_file = (
+        files.path_of(hashlib.sha256(b).hexdigest()) for b in (own, shared, fresh)
+    )
+    assert own_file.exists() and shared_file.exists() and fresh_file.exists()
+    for sender in ("ann@example.com", "cy@example.com"):
+        _age(db, conversations[sender], 40)
+
+    # only the first tenant deletes: Ann's conversation goes, Bob's is recent
+    rule = {tenant.slug: RetentionRule(days=30, action="delete")}
+    done = privacy.apply_retention(db, settings.model_copy(update={"retention_tenants": rule}))
+    assert (done.deleted, done.files) == (1, 1)
+    assert not own_file.exists()  # only Ann's message held it
+    assert shared_file.read_bytes() == shared  # the other tenant's kept message refers to it
+    assert fresh_file.read_bytes() == fresh  # Bob's conversation is kept
+
+    # every tenant deletes: the other tenant's old conversation goes, and the shared file
+    everyone = settings.model_copy(update={"retention_days": 30, "retention_action": "delete"})
+    done = privacy.apply_retention(db, everyone, batch=1)
+    assert (done.deleted, done.files) == (1, 1)
+    assert not shared_file.exists()
+    assert fresh_file.read_bytes() == fresh
+    assert privacy.apply_retention(db, everyone) == privacy.Retained(0, 0, 0)
+
+
 def test_no_retention_by_default(db: Database, db_url: str) -> None:
     settings = Settings(database_url=db_url, environment="test")
     assert settings.retention_for("anyone").days is None

@@ -16,8 +16,9 @@ JSON carries::
 - a file over ``THREADLINE_MAX_ATTACHMENT_BYTES`` is not written: its metadata is kept with
   ``"stored": false`` and the ``reason``, and the message is stored all the same (a request
   body over ``THREADLINE_MAX_BODY_BYTES`` is refused with 413 before any of this);
-- a file is removed (``Files.forget``) when erasing a contact leaves no message
-  referring to it (``store.privacy.erase_contact``);
+- a file is removed (``Files.forget``) when erasing a contact or deleting idle
+  conversations by retention leaves no message referring to it
+  (``store.privacy.erase_contact``, ``store.privacy.apply_retention``);
 - files are written before the message's transaction (a write transaction may run twice;
   a file must not be written inside it) and atomically (a temporary file renamed into
   place), so a reader never sees half a file. A file whose message was then refused is

@@ -20,7 +20,7 @@
   file the erased messages referred to that no remaining message of any tenant refers to.
   "Refers to" is a ``LIKE '%<sha256>%'`` on the text of ``messages.attachments`` (JSON on
   SQLite, JSONB cast to text on PostgreSQL): a 64-hex digest appears in that text only as
-  the hash of an attachment, and the scan runs once per file, on erase only. Other
+  the hash of an attachment, and the scan runs once per file, on erase and retention only. Other
   attachments are the providers' URLs in the message's JSON: clearing ``attachments``
   removes every reference Threadline holds to them. A message storing the same bytes in
   the very instant its file is removed keeps its metadata without the file.
@@ -33,7 +33,12 @@
 - ``apply_retention``: per tenant (``Settings.retention_for``), conversations with no
   activity for N days are archived (with their ``status_changed`` events, reason
   ``retention``) or deleted (messages first, a batch per write), ``batch`` conversations at
-  a time.
+  a time. Deleting removes attachment files as erasing does (``forget_files``, in the
+  ``Files`` of ``Settings``): after each batch of conversations is gone, each file their
+  messages referred to that no remaining message of any tenant refers to. The files are
+  read before the delete: a message with an attachment appended to an idle conversation
+  in between leaves its file behind (never the reverse: a file is removed only once no
+  message refers to it).
 """
 
 from __future__ import annotations
@@ -252,6 +257,21 @@ def _stored_files(attachments: Any) -> set[str]:
     return found
 
 
+def _files_of(conn: sa.Connection, tenant_id: uuid.UUID, conversations: Any) -> set[str]:
+    """The attachment files (SHA-256 digests) the messages of these conversations (ids, or
+    a select of ids) refer to."""
+    digests: set[str] = set()
+    for (attachments,) in conn.execute(
+        sa.select(messages_t.c.attachments).where(
+            messages_t.c.tenant_id == tenant_id,
+            messages_t.c.conversation_id.in_(conversations),
+            messages_t.c.attachments.is_not(None),
+        )
+    ):
+        digests.update(_stored_files(attachments))
+    return digests
+
+
 def _still_used(conn: sa.Connection, digest: str) -> bool:
     """Whether any message (of any tenant: the files are shared) refers to the file."""
     text = sa.cast(messages_t.c.attachments, sa.Text)
@@ -286,12 +306,7 @@ def erase_contact(
         now = utcnow()
         theirs = _their_conversations(tenant_id, contact_id)
         their_messages = _their_messages(tenant_id, theirs)
-        for (attachments,) in conn.execute(
-            sa.select(messages_t.c.attachments).where(
-                messages_t.c.id.in_(their_messages), messages_t.c.attachments.is_not(None)
-            )
-        ):
-            digests.update(_stored_files(attachments))
+        digests.update(_files_of(conn, tenant_id, theirs))
         vectors = search.forget_contact(conn, tenant_id, contact_id)
         calls = conn.execute(
             sa.select(messages_t.c.id, messages_t.c.tool_calls).where(
@@ -418,17 +433,21 @@ def checkpoint(db: Database, attempts: int = 20) -> bool:
 class Retained:
     archived: int = 0
     deleted: int = 0
+    #: Attachment files removed (referred to by deleted messages and by no other).
+    files: int = 0
 
 
 def apply_retention(
     db: Database, settings: Settings, *, now: datetime | None = None, batch: int = 500
 ) -> Retained:
     """Archive or delete each tenant's conversations idle past its retention, ``batch`` at a
-    time (each batch its own write); answers how many."""
+    time (each batch its own write), removing the attachment files only deleted messages
+    referred to; answers how many."""
     now = now or utcnow()
+    files = Files.from_settings(settings)
     with db.connect() as conn:
         tenant_rows = conn.execute(sa.select(tenants_t.c.id, tenants_t.c.slug)).all()
-    archived = deleted = 0
+    archived = deleted = removed = 0
     for tenant_id, slug in tenant_rows:
         rule = settings.retention_for(slug)
         if rule.days is None:
@@ -437,8 +456,10 @@ def apply_retention(
         if rule.action == "archive":
             archived += _archive_idle(db, tenant_id, cutoff, now, batch)
         else:
-            deleted += _delete_idle(db, tenant_id, cutoff, batch)
-    return Retained(archived=archived, deleted=deleted)
+            gone, forgotten = _delete_idle(db, tenant_id, cutoff, batch, files)
+            deleted += gone
+            removed += forgotten
+    return Retained(archived=archived, deleted=deleted, files=removed)
 
 
 def _idle(tenant_id: uuid.UUID, cutoff: datetime, batch: int) -> sa.Select[Any]:
@@ -503,32 +524,35 @@ def _archive_idle(
             return total
 
 
-def _delete_idle(db: Database, tenant_id: uuid.UUID, cutoff: datetime, batch: int) -> int:
-    total = 0
+def _delete_idle(
+    db: Database, tenant_id: uuid.UUID, cutoff: datetime, batch: int, files: Files
+) -> tuple[int, int]:
+    """Delete the tenant's conversations idle since before ``cutoff``, then the attachment
+    files nothing refers to any more; answers how many conversations and files went."""
+    total = removed = 0
     while True:
         with db.connect() as conn:
             found = [cid for cid, _ in conn.execute(_idle(tenant_id, cutoff, batch))]
+            digests = _files_of(conn, tenant_id, found) if found else set()
         for cid in found:
             delete_conversation(db, tenant_id, cid, batch=batch)
         total += len(found)
+        if digests:
+            removed += forget_files(db, files, digests)
         if len(found) < batch:
-            return total
+            return total, removed
 
 
 def delete_conversation(
     db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID, *, batch: int = 500
 ) -> None:
     """Delete a conversation: its messages ``batch`` at a time (newest first, each batch a
-    short write of its own), then the conversation, whose cascade removes the rest."""
-    newest = (
-        sa.select(messages_t.c.id)
-        .where(messages_t.c.tenant_id == tenant_id, messages_t.c.conversation_id == conversation_id)
-        .order_by(messages_t.c.seq.desc())
-        .limit(batch)
+    short write of its own), then the conversation, whose cascade removes the rest. Its
+    attachment files stay: the caller removes them (``forget_files``) once it is gone."""
+    in_conversation = sa.and_(
+        messages_t.c.tenant_id == tenant_id, messages_t.c.conversation_id == conversation_id
     )
-    remove = messages_t.delete().where(messages_t.c.id.in_(newest))
-    while db.run_write(lambda conn: int(conn.execute(remove).rowcount)) >= batch:
-        pass
+    db.delete_in_batches(messages_t, in_conversation, messages_t.c.seq.desc(), batch)
     db.run_write(
         lambda conn: conn.execute(
             conversations_t.delete().where(
