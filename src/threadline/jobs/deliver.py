@@ -31,7 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
-import anyio
 import httpx
 
 from threadline.channels import registry
@@ -39,6 +38,7 @@ from threadline.channels.base import Attachment, InboxConfig, Outbound, Template
 from threadline.domain.enums import Channel, DeliveryStatus, MessageType
 from threadline.domain.errors import NotFound, ProviderError, UnknownProvider
 from threadline.jobs import lookup
+from threadline.jobs.poll import poll_forever
 from threadline.logs import get_logger
 from threadline.settings import Settings
 from threadline.store import deliveries, inboxes
@@ -335,17 +335,13 @@ def client_for(settings: Settings) -> httpx.Client:
 
 async def deliver_forever(db: Database, settings: Settings) -> None:
     """Send due deliveries until cancelled: at once after a round with work, every
-    ``delivery_poll_seconds`` when idle. A failed round is logged, not fatal."""
+    ``delivery_poll_seconds`` when idle."""
     client = client_for(settings)
     deliverer = Deliverer(db, settings, client)
     try:
-        while True:
-            try:
-                handled = await anyio.to_thread.run_sync(deliverer.run_once)
-            except Exception as exc:  # the next round tries again; the API keeps serving
-                log.warning("delivery_round_failed", error_type=type(exc).__name__)
-                handled = 0
-            await anyio.sleep(0 if handled else settings.delivery_poll_seconds)
+        await poll_forever(
+            deliverer.run_once, idle=settings.delivery_poll_seconds, failed="delivery_round_failed"
+        )
     finally:
         deliverer.close()
         client.close()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from threadline.jobs.poll import poll_forever
 from threadline.logs import get_logger
 from threadline.search.embedders import Embedder, EmbedderError, from_settings
 from threadline.settings import Settings
@@ -116,18 +117,16 @@ async def embed_forever(db: Database, settings: Settings) -> None:
         return
     progress = Progress()
     swept_at = time.monotonic()
-    while True:
-        try:
-            seen = await anyio.to_thread.run_sync(embed_batch, db, embedder, progress)
-        except Exception as exc:  # the database was busy or gone: try again later
-            log.warning("embed_round_failed", error_type=type(exc).__name__)
-            seen = 0
+
+    def embed_next() -> int:
+        nonlocal swept_at
+        seen = embed_batch(db, embedder, progress)
         if progress.embedded:
             log.debug("messages_embedded", count=progress.embedded, model=embedder.model)
             progress.embedded = 0
-        if seen:
-            continue
-        if time.monotonic() - swept_at > SWEEP:
+        if not seen and time.monotonic() - swept_at > SWEEP:
             progress.after, swept_at = None, time.monotonic()
-            continue
-        await anyio.sleep(IDLE)
+            return 1  # a sweep from the first message starts at once
+        return seen
+
+    await poll_forever(embed_next, idle=IDLE, failed="embed_round_failed")

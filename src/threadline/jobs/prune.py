@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import anyio
-
+from threadline.jobs.poll import poll_forever
 from threadline.logs import get_logger
 from threadline.settings import Settings
 from threadline.store import events, idempotency
@@ -29,13 +28,12 @@ def prune_once(db: Database, settings: Settings) -> int:
 
 
 async def prune_forever(db: Database, settings: Settings) -> None:
-    """Prune now and then every ``EVERY`` seconds; a failed round is logged, not fatal."""
-    while True:
-        try:
-            count = await anyio.to_thread.run_sync(prune_once, db, settings)
-        except Exception as exc:  # the next round tries again; the API keeps serving
-            log.warning("prune_failed", error_type=type(exc).__name__)
-        else:
-            if count:
-                log.info("pruned", count=count)
-        await anyio.sleep(EVERY)
+    """Prune now and then every ``EVERY`` seconds."""
+
+    def prune() -> int:
+        count = prune_once(db, settings)
+        if count:
+            log.info("pruned", count=count)
+        return count
+
+    await poll_forever(prune, idle=EVERY, failed="prune_failed")

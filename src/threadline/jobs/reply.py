@@ -17,12 +17,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import anyio
-
 from threadline.agent import scoring
 from threadline.agent.loop import Emit, Reply, ReplyResult, _ignore
 from threadline.domain.errors import ModelFailed, ThreadlineError
 from threadline.ingest import Ingest
+from threadline.jobs.poll import poll_forever
 from threadline.logs import get_logger
 from threadline.settings import Settings
 from threadline.store import agent_jobs, agents, summaries
@@ -132,12 +131,12 @@ def run_due(
 
 
 async def agent_forever(db: Database, settings: Settings) -> None:
-    """Run rounds until cancelled; a failed round is logged, not fatal."""
+    """Run rounds until cancelled: at once again after a round that ran jobs, every
+    ``agent_poll_seconds`` when idle."""
     ingest = Ingest(db, settings)
     watch = agent_jobs.ClosedWatch()
-    while True:
-        try:
-            await anyio.to_thread.run_sync(run_due, db, settings, ingest, watch)
-        except Exception as exc:  # the next round tries again; the API keeps serving
-            log.warning("agent_round_failed", error_type=type(exc).__name__)
-        await anyio.sleep(settings.agent_poll_seconds)
+    await poll_forever(
+        lambda: run_due(db, settings, ingest, watch),
+        idle=settings.agent_poll_seconds,
+        failed="agent_round_failed",
+    )

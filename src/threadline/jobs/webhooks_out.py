@@ -26,12 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
-import anyio
 import httpx
 from standardwebhooks import Webhook
 
 from threadline.domain.errors import NotFound
 from threadline.jobs.deliver import backoff
+from threadline.jobs.poll import poll_forever
 from threadline.logs import get_logger
 from threadline.schemas.agents import SuggestionRead
 from threadline.schemas.conversations import ConversationRead
@@ -180,17 +180,13 @@ def client_for(settings: Settings) -> httpx.Client:
 
 async def webhooks_forever(db: Database, settings: Settings) -> None:
     """Send the tenant events to their endpoints until cancelled: at once after a round with
-    work, every ``delivery_poll_seconds`` when idle. A failed round is logged, not fatal."""
+    work, every ``delivery_poll_seconds`` when idle."""
     client = client_for(settings)
     sender = WebhookSender(db, settings, client)
     try:
-        while True:
-            try:
-                handled = await anyio.to_thread.run_sync(sender.run_once)
-            except Exception as exc:  # the next round tries again; the API keeps serving
-                log.warning("webhook_round_failed", error_type=type(exc).__name__)
-                handled = 0
-            await anyio.sleep(0 if handled else settings.delivery_poll_seconds)
+        await poll_forever(
+            sender.run_once, idle=settings.delivery_poll_seconds, failed="webhook_round_failed"
+        )
     finally:
         sender.close()
         client.close()
