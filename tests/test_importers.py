@@ -294,6 +294,40 @@ def test_leadbot_messages_log(
     assert done.messages_imported == 0 and done.messages_already_there == 1
 
 
+def test_import_in_chunks_across_conversations(
+    api: TestClient, db: Database, db_url: str, tenant: TenantKey, tmp_path: Path
+) -> None:
+    # chunks of 3 messages: a 5-message session spans two chunks, the short ones share one
+    sessions = [("long", 5), ("a", 1), ("b", 2), ("c", 1)]
+    rows, number = [], 0
+    for session, length in sessions:
+        for i in range(length):
+            number += 1
+            at = f"2024-05-01 10:00:{number:02d}"
+            sender = "lead" if i % 2 == 0 else "bot"
+            rows.append(
+                (number, session, f"lead-{session}", sender, f"{session} {i}", None, at, None)
+            )
+    source = _leadbot_db(tmp_path / "leadbot.db", rows)
+    settings = _settings(db_url).model_copy(update={"max_batch_messages": 3})
+
+    def run() -> base.Summary:
+        return base.run(db, settings, FORMATS["leadbot"](), source, tenant.tenant_id)
+
+    done = run()
+    assert (done.conversations_created, done.messages_imported) == (4, 9)
+    convs = {c["external_conversation_id"]: c for c in _conversations(api)}
+    for session, length in sessions:
+        conv = convs[f"leadbot:{session}:lead-{session}"]
+        assert conv["message_count"] == length
+        texts = [(m["seq"], m["content"]) for m in _messages(api, conv["id"])]
+        assert texts == [(i + 1, f"{session} {i}") for i in range(length)]
+    again = run()
+    assert (again.conversations_created, again.conversations_found) == (0, 4)
+    assert (again.messages_imported, again.messages_already_there) == (0, 9)
+    assert len(_conversations(api)) == 4
+
+
 def test_call_sessions(
     api: TestClient, db: Database, db_url: str, tenant: TenantKey, tmp_path: Path
 ) -> None:

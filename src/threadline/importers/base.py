@@ -10,8 +10,15 @@ record, naming where it is: ``line 12``, ``row 7``, ``thread abc``). ``run`` the
 3. unless ``dry_run``, stores each conversation: found again by its
    ``external_conversation_id`` (``FORMAT:LEGACY_ID``) or created, with the contact found by
    phone or email (or by the legacy key in its attributes) or created, and its messages
-   appended through ``Ingest`` in batches, each with ``external_message_id``
-   ``FORMAT:LEGACY_MESSAGE_ID``: running the same import again stores nothing twice.
+   appended, each with ``external_message_id`` ``FORMAT:LEGACY_MESSAGE_ID``: running the
+   same import again stores nothing twice.
+
+The writes go a chunk at a time: conversations whose messages add up to
+``max_batch_messages`` (a longer conversation is split over several chunks) are looked up
+in one query, the missing ones created with their contacts in one transaction, and their
+messages appended in another (``messages.append_many``); so a source of short
+conversations costs two commits per chunk, not three per conversation. Interrupted, an
+import leaves whole chunks behind: running it again finishes the job.
 
 Legacy ids are also kept in metadata (``{"legacy": {"format", "id"}}``).
 """
@@ -25,12 +32,13 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from threadline.domain.enums import Channel, Direction, MessageType, Role, SenderType
 from threadline.domain.errors import InvalidInput, ThreadlineError
 from threadline.ingest import Ingest
 from threadline.settings import Settings
-from threadline.store import contacts, conversations
+from threadline.store import contacts, conversations, messages
 from threadline.store.database import Database
 from threadline.store.models import Contact, Conversation
 
@@ -288,17 +296,41 @@ def run(
     if dry_run:
         return summary
     known = _legacy_contacts(db, tenant_id, importer.name)
-    batch = settings.max_batch_messages
-    for record in records:
-        conversation_id = _conversation(db, importer.name, tenant_id, record, known, summary)
-        for start in range(0, len(record.messages), batch):
-            chunk = record.messages[start : start + batch]
-            appended = ingest.append(tenant_id, conversation_id, chunk)
-            summary.messages_imported += appended.stored
-            summary.messages_already_there += len(chunk) - appended.stored
-            if on_progress is not None:
-                on_progress(len(chunk))
+    made: dict[str, uuid.UUID] = {}
+    for chunk in _chunks(records, settings.max_batch_messages):
+        pending = [r for r, _ in chunk if r.legacy_id not in made]
+        if pending:
+            made.update(_conversations(db, importer.name, tenant_id, pending, known, summary))
+        appended = messages.append_many(
+            db, tenant_id, [(made[r.legacy_id], items) for r, items in chunk]
+        )
+        count = sum(len(items) for _, items in chunk)
+        stored = sum(a.stored for a in appended)
+        summary.messages_imported += stored
+        summary.messages_already_there += count - stored
+        if on_progress is not None:
+            on_progress(count)
     return summary
+
+
+Piece = tuple[Legacy, list[dict[str, Any]]]
+
+
+def _chunks(records: Sequence[Legacy], size: int) -> Iterator[list[Piece]]:
+    """The records' messages in chunks of at most ``size``, each chunk a list of (record,
+    its messages in the chunk); a record longer than ``size`` spans several chunks."""
+    chunk: list[Piece] = []
+    room = size
+    for record in records:
+        for start in range(0, len(record.messages), size):
+            items = record.messages[start : start + size]
+            if len(items) > room:
+                yield chunk
+                chunk, room = [], size
+            chunk.append((record, items))
+            room -= len(items)
+    if chunk:
+        yield chunk
 
 
 def external_id(fmt: str, legacy_id: str) -> str:
@@ -313,46 +345,52 @@ def _legacy_contacts(db: Database, tenant_id: uuid.UUID, fmt: str) -> dict[str, 
         return {k: cid for cid, k in s.execute(query)}
 
 
-def _conversation(
+def _conversations(
     db: Database,
     fmt: str,
     tenant_id: uuid.UUID,
-    record: Legacy,
+    records: Sequence[Legacy],
     known: dict[str, uuid.UUID],
     summary: Summary,
-) -> uuid.UUID:
-    ext = external_id(fmt, record.legacy_id)
+) -> dict[str, uuid.UUID]:
+    """The records' conversations by legacy id: those an earlier import made, found in one
+    query, and the others created with their contacts in one transaction."""
+    wanted = {external_id(fmt, r.legacy_id): r for r in records}
     with db.read() as s:
-        found = s.scalar(
-            sa.select(Conversation.id).where(
+        found = s.execute(
+            sa.select(Conversation.external_conversation_id, Conversation.id).where(
                 Conversation.tenant_id == tenant_id,
                 Conversation.inbox_id.is_(None),
-                Conversation.external_conversation_id == ext,
+                Conversation.external_conversation_id.in_(list(wanted)),
             )
-        )
-    if found is not None:
-        summary.conversations_found += 1
-        return found
-    contact_id = _contact(db, tenant_id, record, known)
-    metadata = dict(record.metadata)
-    metadata["legacy"] = {"format": fmt, "id": record.legacy_id}
-    conv = conversations.create(
-        db,
-        tenant_id,
-        {
-            "contact_id": contact_id,
-            "channel": record.channel,
-            "title": record.title,
-            "external_conversation_id": ext,
-            "metadata": metadata,
-        },
-    )
-    summary.conversations_created += 1
-    return conv.id
+        ).all()
+    ids = {wanted[str(ext)].legacy_id: cid for ext, cid in found}
+    summary.conversations_found += len(ids)
+    missing = [(ext, r) for ext, r in wanted.items() if r.legacy_id not in ids]
+    if not missing:
+        return ids
+    with db.write() as s:
+        for ext, record in missing:
+            metadata = dict(record.metadata)
+            metadata["legacy"] = {"format": fmt, "id": record.legacy_id}
+            conv = conversations.create_in(
+                s,
+                tenant_id,
+                {
+                    "contact_id": _contact(s, tenant_id, record, known),
+                    "channel": record.channel,
+                    "title": record.title,
+                    "external_conversation_id": ext,
+                    "metadata": metadata,
+                },
+            )
+            ids[record.legacy_id] = conv.id
+    summary.conversations_created += len(missing)
+    return ids
 
 
 def _contact(
-    db: Database, tenant_id: uuid.UUID, record: Legacy, known: dict[str, uuid.UUID]
+    s: Session, tenant_id: uuid.UUID, record: Legacy, known: dict[str, uuid.UUID]
 ) -> uuid.UUID | None:
     fields = record.contact
     phone, email = fields.get("phone"), fields.get("email")
@@ -360,18 +398,17 @@ def _contact(
         return None
     if not (phone or email) and record.contact_key in known:
         return known[record.contact_key]  # type: ignore[index]
-    with db.write() as s:
-        found = contacts.find_in(s, tenant_id, phone, email) if (phone or email) else None
-        if found is not None:
-            return found.id
-        attributes = dict(fields.get("attributes") or {})
-        if record.contact_key:
-            attributes["legacy_contact"] = record.contact_key
-        contact = contacts.create_in(
-            s,
-            tenant_id,
-            {"name": fields.get("name"), "phone": phone, "email": email, "attributes": attributes},
-        )
+    found = contacts.find_in(s, tenant_id, phone, email) if (phone or email) else None
+    if found is not None:
+        return found.id
+    attributes = dict(fields.get("attributes") or {})
+    if record.contact_key:
+        attributes["legacy_contact"] = record.contact_key
+    contact = contacts.create_in(
+        s,
+        tenant_id,
+        {"name": fields.get("name"), "phone": phone, "email": email, "attributes": attributes},
+    )
     if record.contact_key:
         known[record.contact_key] = contact.id
     return contact.id

@@ -33,54 +33,59 @@ FILTERS = ("status", "channel", "contact_id", "inbox_id", "assignee_id")
 def create(db: Database, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Conversation:
     """Create a conversation for ``contact_id``, or for ``contact`` (found by phone or email,
     else created)."""
+    with db.write() as s:
+        return create_in(s, tenant_id, fields)
+
+
+def create_in(s: Session, tenant_id: uuid.UUID, fields: dict[str, Any]) -> Conversation:
+    """``create`` inside an open write session (an import creates many in one)."""
     if fields.get("contact_id") is not None and fields.get("contact"):
         raise InvalidInput("send either contact_id or contact, not both")
-    with db.write() as s:
-        contact_id = fields.get("contact_id")
-        if contact_id is not None:
-            owned(s, Contact, tenant_id, contact_id, name="contact")
-        elif fields.get("contact"):
-            data = fields["contact"]
-            phone = contacts.normalize_phone(data["phone"]) if data.get("phone") else None
-            email = contacts.normalize_email(data["email"]) if data.get("email") else None
-            found = contacts.find_in(s, tenant_id, phone, email)
-            contact_id = (found or contacts.create_in(s, tenant_id, data)).id
-        channel = Channel(fields.get("channel") or Channel.API)
-        inbox_id = fields.get("inbox_id")
-        if inbox_id is not None:
-            inbox = owned(s, Inbox, tenant_id, inbox_id, name="inbox")
-            if inbox.channel != channel and fields.get("channel"):
-                raise InvalidInput(
-                    f"inbox is on channel {inbox.channel.value!r}, not {channel.value!r}",
-                    inbox_id=str(inbox_id),
-                )
-            channel = inbox.channel
-        if fields.get("assignee_id") is not None:
-            owned(s, Agent, tenant_id, fields["assignee_id"], name="assignee")
-        now = utcnow()
-        conv = Conversation(
-            tenant_id=tenant_id,
-            contact_id=contact_id,
-            inbox_id=inbox_id,
-            channel=channel,
-            status=ConversationStatus.ACTIVE,
-            title=fields.get("title"),
-            assignee_id=fields.get("assignee_id"),
-            external_conversation_id=fields.get("external_conversation_id"),
-            message_count=0,
-            last_activity_at=now,
-            metadata_=fields.get("metadata") or {},
-            created_at=now,
-            updated_at=now,
-        )
-        s.add(conv)
-        s.flush()
-        s.add(
-            ConversationEvent(
-                tenant_id=tenant_id, conversation_id=conv.id, type=EventType.CREATED, data={}
+    contact_id = fields.get("contact_id")
+    if contact_id is not None:
+        owned(s, Contact, tenant_id, contact_id, name="contact")
+    elif fields.get("contact"):
+        data = fields["contact"]
+        phone = contacts.normalize_phone(data["phone"]) if data.get("phone") else None
+        email = contacts.normalize_email(data["email"]) if data.get("email") else None
+        found = contacts.find_in(s, tenant_id, phone, email)
+        contact_id = (found or contacts.create_in(s, tenant_id, data)).id
+    channel = Channel(fields.get("channel") or Channel.API)
+    inbox_id = fields.get("inbox_id")
+    if inbox_id is not None:
+        inbox = owned(s, Inbox, tenant_id, inbox_id, name="inbox")
+        if inbox.channel != channel and fields.get("channel"):
+            raise InvalidInput(
+                f"inbox is on channel {inbox.channel.value!r}, not {channel.value!r}",
+                inbox_id=str(inbox_id),
             )
+        channel = inbox.channel
+    if fields.get("assignee_id") is not None:
+        owned(s, Agent, tenant_id, fields["assignee_id"], name="assignee")
+    now = utcnow()
+    conv = Conversation(
+        tenant_id=tenant_id,
+        contact_id=contact_id,
+        inbox_id=inbox_id,
+        channel=channel,
+        status=ConversationStatus.ACTIVE,
+        title=fields.get("title"),
+        assignee_id=fields.get("assignee_id"),
+        external_conversation_id=fields.get("external_conversation_id"),
+        message_count=0,
+        last_activity_at=now,
+        metadata_=fields.get("metadata") or {},
+        created_at=now,
+        updated_at=now,
+    )
+    s.add(conv)
+    s.flush()
+    s.add(
+        ConversationEvent(
+            tenant_id=tenant_id, conversation_id=conv.id, type=EventType.CREATED, data={}
         )
-        return conv
+    )
+    return conv
 
 
 def get(db: Database, tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> Conversation:

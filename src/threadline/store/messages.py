@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -62,6 +62,8 @@ from threadline.store.models import (
     ModelCall,
 )
 from threadline.store.types import utcnow
+
+T = TypeVar("T")
 
 # A mapped class's table is typed as FromClause; these are the tables themselves.
 messages_table = cast(sa.Table, Message.__table__)
@@ -202,6 +204,30 @@ def append(
             conn, tenant_id, conversation_id, items, idempotency_key, request_hash, flags, extra
         )
 
+    return _write_once_more(db, work)
+
+
+def append_many(
+    db: Database,
+    tenant_id: uuid.UUID,
+    batches: Sequence[tuple[uuid.UUID, Sequence[dict[str, Any]]]],
+) -> list[Appended]:
+    """``append`` to several conversations in one write transaction, all or nothing: a bulk
+    load (an import) pays one commit for many short conversations. Each ``(conversation_id,
+    items)`` is appended as ``append`` would (replays by ``external_message_id`` included),
+    without idempotency keys or sending; answers one ``Appended`` per batch, in order."""
+    for _, items in batches:
+        check_batch(items)
+
+    def work(conn: sa.Connection) -> list[Appended]:
+        return [_append(conn, tenant_id, cid, items, None, None) for cid, items in batches]
+
+    return _write_once_more(db, work)
+
+
+def _write_once_more(db: Database, work: Callable[[sa.Connection], T]) -> T:
+    """``db.run_write(work)``, run a second time after an IntegrityError (two writers took
+    the same external id or seq at once: the second try finds the first one's rows)."""
     for attempt in (1, 2):
         try:
             return db.run_write(work)
