@@ -7,8 +7,7 @@ of conversations per write so that other writers take turns in between.
 
 from __future__ import annotations
 
-import anyio
-
+from threadline.jobs.poll import poll_forever
 from threadline.logs import get_logger
 from threadline.settings import Settings
 from threadline.store import privacy
@@ -30,12 +29,11 @@ async def retention_forever(db: Database, settings: Settings) -> None:
     """Apply retention now and then every ``EVERY`` seconds; idle when no rule is set."""
     if not _has_rules(settings):
         return
-    while True:
-        try:
-            done = await anyio.to_thread.run_sync(privacy.apply_retention, db, settings)
-        except Exception as exc:  # the next round tries again; the API keeps serving
-            log.warning("retention_failed", error_type=type(exc).__name__)
-        else:
-            if done.archived or done.deleted:
-                log.info("retention", archived=done.archived, deleted=done.deleted)
-        await anyio.sleep(EVERY)
+
+    def apply() -> int:
+        done = privacy.apply_retention(db, settings)
+        if done.archived or done.deleted:
+            log.info("retention", archived=done.archived, deleted=done.deleted)
+        return done.archived + done.deleted
+
+    await poll_forever(apply, idle=EVERY, failed="retention_failed")
