@@ -674,7 +674,7 @@ def test_0004_indexes_existing_messages_and_downgrades(empty_db_url: str) -> Non
             },
         )
         old = _raw_message(db, tenant_id, conv, 1, "stored before search existed")
-        migrate.upgrade(db, "0004")
+        migrate.upgrade(db, "head")  # 0004, and 0008's stored tsvector on PostgreSQL
         hits = store.keyword(db, tenant_id, parse("existed"), Filters(), 5)
         assert [i for i, _ in hits] == [old]
         with db.connect() as conn:
@@ -684,7 +684,7 @@ def test_0004_indexes_existing_messages_and_downgrades(empty_db_url: str) -> Non
         assert "embeddings" not in names
         assert not any(search_schema.is_internal_table(n) for n in names)
         later = _raw_message(db, tenant_id, conv, 2, "written without the triggers")
-        migrate.upgrade(db, "0004")
+        migrate.upgrade(db, "head")
         hits = store.keyword(db, tenant_id, parse("triggers"), Filters(), 5)
         assert [i for i, _ in hits] == [later]
     finally:

@@ -1,10 +1,10 @@
 """Search queries and the embeddings table, on both backends.
 
-Keyword: SQLite's FTS5 table ``messages_fts`` (BM25), PostgreSQL's GIN index on
-``to_tsvector('simple', content)`` (``ts_rank_cd``). Semantic: cosine distance, with
-sqlite-vec's ``vec_distance_cosine`` over the tenant's vectors on SQLite (exact), and
-pgvector's ``<=>`` on PostgreSQL (the HNSW index for 384-d vectors, with iterative scans so
-that filters still fill the page). Every query is within one tenant, and answers
+Keyword: SQLite's FTS5 table ``messages_fts`` (BM25), PostgreSQL's GIN index on the stored
+column ``content_tsv``, ``to_tsvector('simple', content)`` (``ts_rank_cd``). Semantic:
+cosine distance, with sqlite-vec's ``vec_distance_cosine`` over the tenant's vectors on
+SQLite (exact), and pgvector's ``<=>`` on PostgreSQL (the HNSW index for 384-d vectors, with
+iterative scans so that filters still fill the page). Every query is within one tenant, and answers
 ``(message_id, score)`` pairs, best first; ``fetch`` reads the messages.
 
 The embed job finds work with ``pending`` (messages with content and no vector for the
@@ -16,7 +16,8 @@ message's search entry when its content is cleared or the message deleted).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -132,13 +133,14 @@ def keyword(
     else:
         params["q"] = parsed.websearch
         cfg = f"'{search_schema.PG_TS_CONFIG}'::regconfig"
+        tsv = f"m.{search_schema.PG_TSVECTOR_COLUMN}"  # stored: ranking parses nothing
         sql = (
-            f"SELECT m.id, ts_rank_cd(to_tsvector({cfg}, m.content), query) AS score "
+            f"SELECT m.id, ts_rank_cd({tsv}, query) AS score "
             f"FROM websearch_to_tsquery({cfg}, :q) AS query, messages m{join} "
-            f"WHERE to_tsvector({cfg}, m.content) @@ query AND m.tenant_id = :t{conditions} "
+            f"WHERE {tsv} @@ query AND m.tenant_id = :t{conditions} "
             "ORDER BY score DESC, m.id LIMIT :n"
         )
-    with db.connect() as conn:
+    with _read(db) as conn:
         return _ids(conn.execute(sa.text(sql), _bind(dialect, params)))
 
 
@@ -218,16 +220,55 @@ def semantic(
     # the literal size lets the planner match the partial HNSW index (WHERE dims = 384)
     cast = f"::vector({dims})" if dims in INDEXED_DIMS else ""
     distance = f"(e.vector{cast} <=> CAST(:v AS vector{cast and f'({dims})'}))"
-    sql = (
-        f"SELECT m.id, 1 - {distance} AS score{base} AND e.dims = {int(dims)}{conditions} "
-        f"ORDER BY {distance} LIMIT :n"
-    )
-    with db.connect() as conn, conn.begin():
-        # pgvector 0.8: keep scanning the index until the filters let enough rows through
-        conn.exec_driver_sql("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        conn.exec_driver_sql("SET LOCAL hnsw.ef_search = 200")
+    if conditions or join:
+        sql = (
+            f"SELECT m.id, 1 - {distance} AS score{base} AND e.dims = {int(dims)}{conditions} "
+            f"ORDER BY {distance} LIMIT :n"
+        )
+    else:  # the tenant's vectors alone: an embedding's tenant is its message's
+        sql = (
+            f"SELECT e.message_id, 1 - {distance} AS score FROM embeddings e "
+            f"WHERE e.tenant_id = :t AND e.model = :model AND e.dims = {int(dims)} "
+            f"ORDER BY {distance} LIMIT :n"
+        )
+    with _read(db) as conn:
+        _hnsw_session(conn)
         hits = _ids(conn.execute(sa.text(sql), _bind(dialect, params)))
     return sorted(hits, key=lambda h: -h[1])  # relaxed order: sort the page
+
+
+#: How many candidates an HNSW scan keeps (pgvector's ``hnsw.ef_search``, at least the
+#: page size). bench/search.py measures recall@10 against an exact scan: see bench/README.md.
+EF_SEARCH = 200
+
+
+def _hnsw_session(conn: sa.Connection) -> None:
+    """pgvector's settings for this connection's HNSW scans, once per database session:
+    iterative scans (pgvector 0.8) keep walking the index until the filters let enough rows
+    through, and ``ef_search`` candidates are kept. Session settings rather than ``SET
+    LOCAL`` so that a search is one statement, with no transaction around it: each round
+    trip to the server costs more than the index scan itself on a busy machine. Only HNSW
+    scans read them, and this is the only one."""
+    info = conn.connection.info
+    if info.get("hnsw_ef_search") != EF_SEARCH:
+        conn.execute(_HNSW_SETTINGS, {"ef": str(EF_SEARCH)})
+        info["hnsw_ef_search"] = EF_SEARCH
+
+
+_HNSW_SETTINGS = sa.text(
+    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false), "
+    "set_config('hnsw.ef_search', :ef, false)"
+)
+
+
+@contextmanager
+def _read(db: Database) -> Iterator[sa.Connection]:
+    """A connection for one read statement. On PostgreSQL in autocommit mode: the statement
+    is its own transaction (the same snapshot), without a BEGIN and a ROLLBACK around it."""
+    with db.connect() as conn:
+        if db.dialect == "postgresql":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
 
 
 # --- reading the messages found ----------------------------------------------------------
@@ -248,7 +289,7 @@ def fetch(
     else:
         same_tenant = messages_table.c.tenant_id == tenant_id
     q = SELECT.where(messages_table.c.id.in_(ids), same_tenant)
-    with db.connect() as conn:
+    with _read(db) as conn:
         result = conn.execute(q)
         keys = tuple(result.keys())
         rows = [dict(zip(keys, row, strict=True)) for row in result]
@@ -374,7 +415,8 @@ def forget_contact(conn: sa.Connection, tenant_id: uuid.UUID, contact_id: uuid.U
     For the GDPR erase. The keyword index needs no call: clearing a message's content
     (``UPDATE messages SET content = NULL``) or deleting the message fires the FTS triggers
     on SQLite, which remove its entry (``secure-delete`` is on, so its terms leave the index
-    at once), and PostgreSQL's GIN index follows the row. Run ``VACUUM`` (PostgreSQL) or
+    at once); on PostgreSQL the generated ``content_tsv`` becomes empty with the content and
+    the GIN index follows the row. Run ``VACUUM`` (PostgreSQL) or
     ``PRAGMA secure_delete`` plus a checkpoint (SQLite) for the old bytes to leave the files.
     """
     dialect = conn.dialect.name

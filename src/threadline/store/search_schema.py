@@ -12,8 +12,10 @@ Migration 0004 makes them; ``threadline db check`` checks them by name:
   loads, ``embeddings_vec_384`` (a ``vec0`` table partitioned by tenant, with its shadow
   tables) holds the 384-d vectors for nearest-neighbour scans, kept by two triggers on
   ``embeddings``.
-- PostgreSQL: the GIN index ``ix_messages_fts`` on ``to_tsvector('simple', content)`` and,
-  where pgvector is installed, the HNSW index ``ix_embeddings_hnsw_384`` for 384-d vectors.
+- PostgreSQL: the generated column ``messages.content_tsv`` (``to_tsvector('simple',
+  content)``, stored by migration 0008 so that ranking reads it instead of parsing every
+  match again), the GIN index ``ix_messages_fts`` on it and, where pgvector is installed,
+  the HNSW index ``ix_embeddings_hnsw_384`` for 384-d vectors.
   Neither leads with ``tenant_id``: a GIN or HNSW index orders by terms or by distance, and
   the tenant condition filters its matches (documented exceptions to the schema's rule).
 """
@@ -35,6 +37,8 @@ PG_HNSW_INDEX = "ix_embeddings_hnsw_384"
 #: SQLite's unicode61 tokenizer: messages come in every language).
 PG_TS_CONFIG = "simple"
 INTERNAL_INDEXES = frozenset({PG_FULL_TEXT_INDEX, PG_HNSW_INDEX})
+#: The generated tsvector column on ``messages`` (PostgreSQL, migration 0008).
+PG_TSVECTOR_COLUMN = "content_tsv"
 
 
 def is_internal_table(name: str | None) -> bool:
@@ -52,6 +56,8 @@ def include_object(
         return not is_internal_table(name)
     if type_ == "index":
         return name not in INTERNAL_INDEXES
+    if type_ == "column":
+        return name != PG_TSVECTOR_COLUMN
     return True
 
 
