@@ -42,6 +42,18 @@ def id_floor(unix_ms: int) -> uuid.UUID:
     return uuid.UUID(int=max(unix_ms, 0) << 80)
 
 
+async def read_since(db: Database, tenant_id: uuid.UUID, floor: uuid.UUID) -> Batch:
+    """The tenant's events after ``floor``, page by page."""
+    rows: Batch = []
+    cursor = floor
+    while True:
+        page = await run_in_threadpool(events.after, db, tenant_id, cursor, PAGE)
+        rows.extend(page)
+        if len(page) < PAGE:
+            return rows
+        cursor = page[-1]["id"]
+
+
 class Feed:
     """The new events of one tenant, polled while at least one queue listens."""
 
@@ -54,14 +66,7 @@ class Feed:
         self.ready = asyncio.Event()
 
     async def _read_since(self, floor: uuid.UUID) -> Batch:
-        rows: Batch = []
-        cursor = floor
-        while True:
-            page = await run_in_threadpool(events.after, self.db, self.tenant_id, cursor, PAGE)
-            rows.extend(page)
-            if len(page) < PAGE:
-                return rows
-            cursor = page[-1]["id"]
+        return await read_since(self.db, self.tenant_id, floor)
 
     async def run(self) -> None:
         seen: dict[uuid.UUID, int] = {}

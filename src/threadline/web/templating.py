@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -234,6 +235,7 @@ def build() -> Jinja2Templates:
         TICKS=TICKS,
         asset_version=asset_version,
         split_quoted_text=split_quoted_text,
+        now_ms=lambda: int(time.time() * 1000),
     )
     return templates
 

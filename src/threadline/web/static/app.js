@@ -20,7 +20,10 @@
   var dot = document.getElementById("live-dot");
   if (dot && window.EventSource) {
     var connect = function () {
-      var source = new EventSource("/live");
+      // since: the server's clock when this page was drawn, so what changed before the
+      // stream started is told too.
+      var since = dot.dataset.since ? "?since=" + encodeURIComponent(dot.dataset.since) : "";
+      var source = new EventSource("/live" + since);
       source.addEventListener("ready", function () {
         dot.classList.add("on");
         document.getElementById("live-text").textContent = "live";
