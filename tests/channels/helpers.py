@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
+
+from twilio.request_validator import RequestValidator
 
 from threadline.channels.base import InboxConfig, WebhookRequest
 from threadline.domain.enums import Channel
@@ -42,3 +45,14 @@ def request(
     return WebhookRequest(
         method=method, url=url, headers=headers or {}, body=body, query=query or {}
     )
+
+
+def twilio_signed(url: str, params: dict[str, str], auth_token: str) -> tuple[str, dict[str, str]]:
+    """A webhook as Twilio sends it to ``url``: the form body and its headers, signed by the
+    official SDK over ``url`` (the public URL the server checks the signature against)."""
+    signature = RequestValidator(auth_token).compute_signature(url, params)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": signature,
+    }
+    return urlencode(params), headers

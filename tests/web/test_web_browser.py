@@ -1,19 +1,26 @@
 """The dashboard in headless Chromium (Debian's, driven by Playwright) against a live
-``threadline serve``: sign in, demo data, live updates without a reload, drafts, script shown
-as text, accessibility. Screenshots of the main pages go to tests/web/artifacts/."""
+``threadline serve``: sign in, demo data, live updates without a reload (also for signed
+Twilio webhooks, and for a change made before the page's stream connects), drafts (one
+approved on a Twilio inbox, sent by the server's delivery loop to Twilio's API played on
+loopback, its ticks following the provider), script shown as text, accessibility.
+Screenshots of the main pages go to tests/web/artifacts/."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from channels.fakes import ProviderAPI, Reply
+from channels.helpers import twilio_signed
 from live import LiveServer
 from threadline.domain.enums import UserRole
 from threadline.store import Database, suggestions, tenants
@@ -33,6 +40,10 @@ ARGS = [
     "--no-first-run",
 ]
 EMAIL = "admin@example.com"
+ACCOUNT = "AC" + "7" * 32
+TWILIO_TOKEN = "twilio-auth-token"
+TWILIO_PATH = f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
+NUMBERS = (f"+1415555{n:04d}" for n in itertools.count(150))
 
 pytestmark = [
     pytest.mark.slow,
@@ -75,6 +86,78 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         tenants.create_user(db, tenant.id, EMAIL, PASSWORD, UserRole.ADMIN, "Alex Admin")
         yield Site(server, db, match.group(1))
         db.dispose()
+
+
+class SmsLine:
+    """A Twilio SMS inbox on the live server, its API played by ``ProviderAPI`` on loopback.
+
+    The server's own delivery loop sends through it (``threadline serve`` runs the worker);
+    the test plays Twilio's side: signed inbound webhooks and status callbacks.
+    """
+
+    def __init__(self, site: Site, twilio: ProviderAPI) -> None:
+        self.site, self.twilio = site, twilio
+        self.number = next(NUMBERS)
+        self.inbox = site.api(
+            "POST",
+            "/v1/inboxes",
+            {
+                "provider": "twilio",
+                "name": f"SMS {self.number}",
+                "address": self.number,
+                "credentials": {"account_sid": ACCOUNT, "auth_token": TWILIO_TOKEN},
+                "config": {"api_base_url": twilio.url},
+            },
+        )
+
+    def webhook(self, name: str, params: dict[str, str]) -> None:
+        """POST a webhook signed over the URL Twilio is told to call (the server's public
+        URL), to the live server itself."""
+        url = self.inbox["webhooks"][name]
+        body, headers = twilio_signed(url, params, TWILIO_TOKEN)
+        r = httpx.post(self.site.base + urlsplit(url).path, content=body, headers=headers)
+        assert r.status_code == 200, r.text
+
+    def texts(self, customer: str, body: str) -> None:
+        """The customer sends an SMS: Twilio's inbound webhook, as Twilio posts it."""
+        sid = "SM" + uuid.uuid4().hex
+        self.webhook(
+            "inbound",
+            {
+                "MessageSid": sid,
+                "SmsSid": sid,
+                "AccountSid": ACCOUNT,
+                "From": customer,
+                "To": self.number,
+                "Body": body,
+                "NumMedia": "0",
+                "NumSegments": "1",
+                "SmsStatus": "received",
+                "ApiVersion": "2010-04-01",
+            },
+        )
+
+    def status(self, sid: str, status: str, customer: str) -> None:
+        self.webhook("status", {"MessageSid": sid, "MessageStatus": status, "To": customer})
+
+    def sent(self) -> list[dict[str, list[str]]]:
+        """What Twilio's Messages API was asked to send."""
+        return [
+            r.form()
+            for r in self.twilio.requests
+            if r.method == "POST" and r.path.split("?")[0] == TWILIO_PATH
+        ]
+
+    def conversation_id(self) -> str:
+        listed = self.site.api("GET", f"/v1/conversations?inbox_id={self.inbox['id']}")
+        [conv] = listed["data"]
+        return str(conv["id"])
+
+
+@pytest.fixture
+def sms(site: Site) -> Iterator[SmsLine]:
+    with ProviderAPI() as twilio:
+        yield SmsLine(site, twilio)
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +235,50 @@ def test_a_new_message_appears_in_the_open_inbox_without_a_reload(page: Any, sit
     assert page.evaluate("window.__sameDocument") is True
 
 
+def test_an_sms_webhook_appears_in_the_open_inbox_without_a_reload(
+    page: Any, site: Site, sms: SmsLine
+) -> None:
+    page.goto(site.base + "/inbox")
+    page.wait_for_selector("#live-dot.on")
+    page.evaluate("window.__sameDocument = true")
+    word = f"sms-{uuid.uuid4().hex[:8]}"
+    sms.texts("+14155550123", f"Hi, {word} here")
+    row = page.wait_for_selector(f"#inbox-list .row:has-text('{word}')", timeout=15_000)
+    assert page.evaluate("window.__sameDocument") is True  # no reload happened
+    assert row.get_attribute("href") == f"/c/{sms.conversation_id()}"
+    # the next text shows in the open conversation, live too
+    row.click()
+    page.wait_for_selector("#live-dot.on")
+    page.evaluate("window.__sameDocument = true")
+    again = f"sms-again-{uuid.uuid4().hex[:8]}"
+    sms.texts("+14155550123", again)
+    page.wait_for_selector(f"#thread .msg.inbound :text('{again}')", timeout=15_000)
+    assert page.evaluate("window.__sameDocument") is True
+
+
+def test_a_change_made_before_the_live_stream_connects_is_not_missed(page: Any, site: Site) -> None:
+    conv = site.api("POST", "/v1/conversations", {"contact": {"name": "Early Eve"}})
+    site.api("POST", f"/v1/conversations/{conv['id']}/messages", {"role": "user", "content": "hi"})
+    held: list[Any] = []
+    # the page's stream waits until the change is made
+    page.route("**/live*", lambda route: held.append(route))
+    try:
+        with page.expect_request("**/live*"):
+            page.goto(f"{site.base}/c/{conv['id']}")
+        word = f"early-{uuid.uuid4().hex[:8]}"
+        site.api(
+            "POST", f"/v1/conversations/{conv['id']}/messages", {"role": "user", "content": word}
+        )
+        assert word not in page.locator("#thread").inner_text()  # drawn before it was stored
+        page.evaluate("window.__sameDocument = true")
+        [route] = held
+        route.continue_()
+        page.wait_for_selector(f"#thread :text('{word}')", timeout=15_000)
+        assert page.evaluate("window.__sameDocument") is True
+    finally:
+        page.unroute("**/live*")
+
+
 def test_keyboard_moves_through_the_inbox(page: Any, site: Site) -> None:
     page.goto(site.base + "/inbox")
     page.keyboard.press("j")
@@ -177,6 +304,56 @@ def test_approve_a_draft_and_see_it_sent(page: Any, site: Site) -> None:
     page.click("#approve")
     page.wait_for_selector("#draft", state="detached")
     assert page.locator("#thread .msg.outbound").last.inner_text().startswith("Hi! Gutter")
+
+
+def test_approve_a_draft_on_an_sms_inbox_and_see_it_delivered(
+    page: Any, site: Site, sms: SmsLine
+) -> None:
+    customer = "+14155550199"
+    sms.texts(customer, "Can you come on Friday?")
+    cid = sms.conversation_id()
+    [inbound] = site.api("GET", f"/v1/conversations/{cid}/messages")["data"]
+    text = f"Yes, Friday at 9am works. ({uuid.uuid4().hex[:6]})"
+    suggestions.create_pending(
+        site.db,
+        site.tenant_id,
+        {
+            "conversation_id": uuid.UUID(cid),
+            "in_reply_to_message_id": uuid.UUID(inbound["id"]),
+            "content": text,
+        },
+    )
+    sid = "SM" + uuid.uuid4().hex
+    sms.twilio.reply("POST", TWILIO_PATH, Reply(201, {"sid": sid, "status": "queued"}))
+    page.goto(f"{site.base}/c/{cid}")
+    assert page.locator("#draft-text").input_value() == text
+    page.click("#approve")
+    page.wait_for_selector("#draft", state="detached")
+    page.wait_for_selector("#live-dot.on")
+    page.evaluate("window.__sameDocument = true")
+    # the server's delivery loop sends it through Twilio's API; the tick turns to sent live
+    page.wait_for_selector("#thread .msg.outbound .tick-sent", timeout=20_000)
+    [form] = sms.sent()
+    assert form["Body"] == [text]
+    assert (form["To"], form["From"]) == ([customer], [sms.number])
+    assert form["StatusCallback"] == [sms.inbox["webhooks"]["status"]]
+    # Twilio calls back: delivered, and the tick updates without a reload
+    sms.status(sid, "delivered", customer)
+    page.wait_for_selector("#thread .msg.outbound .tick-delivered", timeout=15_000)
+    assert page.evaluate("window.__sameDocument") is True
+    bubble = page.locator("#thread .msg.outbound").last
+    assert text in bubble.inner_text()
+    [row] = suggestions.list_for(site.db, site.tenant_id, conversation_id=uuid.UUID(cid))
+    assert row.status == "approved"
+    reply = site.api("GET", f"/v1/conversations/{cid}/messages")["data"][-1]
+    assert reply["id"] == str(row.sent_message_id)
+    assert reply["delivery_status"] == "delivered"
+    told = site.api("GET", f"/v1/messages/{reply['id']}/events")["data"]
+    assert sorted((e["status"], e["external_message_id"]) for e in told) == [
+        ("delivered", sid),
+        ("sent", sid),
+    ]
+    _shot(page, "conversation-sms-delivered")
 
 
 def _new_draft(site: Site, text: str) -> str:
