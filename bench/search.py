@@ -17,6 +17,10 @@ apart (one query, and a batch of messages). recall@10 compares the top 10 of eac
 search with an exact brute-force top 10 computed with numpy.
 
     python bench/search.py [--messages 100000] [--queries 200] [--backend sqlite|postgresql]
+                           [--ef-sweep 100]
+
+On PostgreSQL the set-up copies the rows in (COPY) and builds the search indexes after
+loading, and ``--ef-sweep`` measures recall@10 and latency for each ``hnsw.ef_search``.
 
 Prints a table and writes bench/results/search.json.
 """
@@ -47,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # bench/ is not a package: found through the path set above
     Latency,
     Row,
+    Timing,
     console,
     environment,
     faster,
@@ -406,6 +411,63 @@ def measure(db: Database, backend: str, data: dict[str, Any], n_queries: int) ->
     return rows
 
 
+#: The ``hnsw.ef_search`` values the PostgreSQL sweep measures.
+EF_SWEEP = (40, 64, 100, 200)
+
+
+def ef_sweep(db: Database, data: dict[str, Any], n_queries: int) -> list[Row]:
+    """PostgreSQL: latency and recall@10 of the HNSW scan for each ``ef_search``, without a
+    filter and with one that lets half the tenant's messages through (role = user), as the
+    search service asks (20 candidates for a page of 10)."""
+    tenant_id, vectors, ids = data["tenant_id"], data["vectors"], data["ids"]
+    rng = np.random.default_rng(17)
+    qv = normalize(
+        vectors[rng.integers(0, len(vectors), n_queries)]
+        + rng.standard_normal((n_queries, DIMS)).astype(np.float32) * 0.06
+    )
+    user = np.arange(len(ids)) % 2 == 0  # the loader alternates user and assistant
+    exact_sets = {
+        "no filter": (vectors, ids, Filters()),
+        "role = user": (
+            vectors[user],
+            [i for i, u in zip(ids, user, strict=True) if u],
+            Filters(role="user"),
+        ),
+    }
+    size = fmt_count(data["total"])
+    rows: list[Row] = []
+    default = store.EF_SEARCH
+    try:
+        for ef in EF_SWEEP:
+            store.EF_SEARCH = ef
+            for label, (vs, vids, filters) in exact_sets.items():
+                found, durations = 0, []
+                for q in qv:
+                    t0 = time.perf_counter()
+                    got = store.semantic(db, tenant_id, q, Fixed.model, filters, 20)
+                    durations.append(time.perf_counter() - t0)
+                    exact = {vids[i] for i in np.argpartition(-(vs @ q), 10)[:10]}
+                    found += len(exact & {i for i, _ in got[:10]})
+                recall = found / (10 * len(qv))
+                lat = Latency.of(Timing(durations))
+                rows.append(
+                    Row(
+                        measure=f"postgresql: HNSW scan, ef_search {ef}, {label}",
+                        size=size,
+                        threadline=f"{lat.short()}, recall@10 {recall:.3f}",
+                        data={
+                            "ef_search": ef,
+                            "filter": label,
+                            "latency": lat.__dict__,
+                            "recall_at_10": recall,
+                        },
+                    )
+                )
+    finally:
+        store.EF_SEARCH = default
+    return rows
+
+
 def recall_at_10(db: Database, data: dict[str, Any], qs: list[str], embedder: Fixed) -> float:
     """Share of the exact top 10 (numpy brute force) that the database's search returns."""
     vectors, ids = data["vectors"], data["ids"]
@@ -502,6 +564,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], action="append")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument(
+        "--ef-sweep",
+        type=int,
+        default=100,
+        metavar="QUERIES",
+        help="PostgreSQL: queries for the ef_search sweep (0 to skip)",
+    )
     args = parser.parse_args()
     backends = args.backend or ["sqlite", "postgresql"]
     rows: list[Row] = []
@@ -521,6 +591,8 @@ def main() -> None:
                     "indexes_s": data["index_s"],
                 }
                 rows += measure(db, backend, data, args.queries)
+                if backend == "postgresql" and args.ef_sweep:
+                    rows += ef_sweep(db, data, args.ef_sweep)
         rows += model_rows()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -537,7 +609,7 @@ def main() -> None:
         ],
     )
     write_json(
-        RESULTS,
+        args.out,
         {
             "benchmark": "search",
             "messages": args.messages,
@@ -550,7 +622,7 @@ def main() -> None:
         },
         rows,
     )
-    console.print(f"wrote {RESULTS}; load average at the end {_load_average()}")
+    console.print(f"wrote {args.out}; load average at the end {_load_average()}")
 
 
 if __name__ == "__main__":
