@@ -122,13 +122,13 @@ def keyword(
     if dialect == "sqlite":
         params["q"] = parsed.fts5
         # The matches first, then their messages: CROSS JOIN keeps SQLite from looping over
-        # the tenant's messages and running the full-text query once for each.
+        # the tenant's messages and running the full-text query once for each. FTS5 hands
+        # the matches over best first (ORDER BY rank, its BM25), so SQLite reads messages
+        # only until the page is full, instead of reading every match's message and sorting.
         sql = (
-            "WITH hits AS MATERIALIZED (SELECT rowid, bm25(messages_fts) AS rank "
-            "FROM messages_fts WHERE messages_fts MATCH :q) "
-            "SELECT m.id, -hits.rank AS score FROM hits CROSS JOIN messages m "
-            f"ON m.rowid = hits.rowid{join} WHERE m.tenant_id = :t{conditions} "
-            "ORDER BY hits.rank LIMIT :n"
+            "SELECT m.id, -f.rank AS score FROM messages_fts f CROSS JOIN messages m "
+            f"ON m.rowid = f.rowid{join} WHERE messages_fts MATCH :q AND m.tenant_id = :t"
+            f"{conditions} ORDER BY f.rank LIMIT :n"
         )
     else:
         params["q"] = parsed.websearch
