@@ -309,11 +309,24 @@ def counts(db: Database) -> dict[str, int]:
 # --- raw copy --------------------------------------------------------------------------
 
 
+def stored_columns(conn: Any, backend: str, table: str) -> list[str]:
+    """The table's columns but generated ones (the database computes those on insert)."""
+    if backend == "sqlite":  # table_xinfo's hidden: 2 and 3 are generated columns
+        found = conn.execute(f"PRAGMA table_xinfo({table})").fetchall()
+        return [r[1] for r in found if r[6] not in (2, 3)]
+    found = conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+        "AND is_generated = 'NEVER' ORDER BY ordinal_position",
+        (table,),
+    ).fetchall()
+    return [r[0] for r in found]
+
+
 def read_rows(target: Target, table: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     conn = target.driver()
     try:
-        cur = conn.execute(f"SELECT * FROM {table}")
-        names = [d[0] for d in cur.description]
+        names = stored_columns(conn, target.backend, table)
+        cur = conn.execute(f"SELECT {', '.join(names)} FROM {table}")
         rows = [tuple(r) for r in cur.fetchall()]
     finally:
         conn.close()
