@@ -256,6 +256,40 @@ def test_erase_removes_attachment_files_no_other_message_uses(
     assert [p for p in files.folder.rglob("*") if p.is_file()] == []
 
 
+def test_deleting_a_contact_removes_attachment_files_no_other_message_uses(
+    settings: Settings, db: Database, tenant: TenantKey, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(
+        update={"attachments_dir": str(tmp_path / "files"), "public_url": PUBLIC}
+    )
+    files = Files.from_settings(settings)
+    own, shared = b"Cy's signed contract", b"the shop's opening hours"
+    app = create_app(settings, db, background=())
+    with TestClient(app, headers=tenant.headers) as api, TestClient(app) as hooks:
+        inbox = make_inbox(
+            api,
+            provider="postmark",
+            address="support@shop.example",
+            credentials={"server_token": "pm-token"},
+        )
+        cy = _email("cy@example.com", "m-cy", ("contract.pdf", own), ("hours.txt", shared))
+        dee = _email("dee@example.com", "m-dee", ("hours.txt", shared))
+        for mail in (cy, dee):
+            assert postmark_post(hooks, inbox, mail).status_code == 200
+        contacts = {c["email"]: c["id"] for c in api.get("/v1/contacts").json()["data"]}
+        own_file, shared_file = (
+            files.path_of(hashlib.sha256(b).hexdigest()) for b in (own, shared)
+        )
+        assert own_file.exists() and shared_file.exists()
+
+        assert api.delete(f"/v1/contacts/{contacts['cy@example.com']}").status_code == 204
+        assert not own_file.exists()  # only Cy's message held it
+        assert shared_file.read_bytes() == shared  # Dee's message still refers to it
+        assert api.delete(f"/v1/contacts/{contacts['cy@example.com']}").status_code == 404
+        assert api.delete(f"/v1/contacts/{contacts['dee@example.com']}").status_code == 204
+    assert [p for p in files.folder.rglob("*") if p.is_file()] == []
+
+
 def test_retention_archives_or_deletes_idle_conversations_per_tenant(
     api: TestClient, app: Any, db: Database, db_url: str, tenant: TenantKey
 ) -> None:

@@ -59,9 +59,9 @@ from threadline.domain.enums import ConversationStatus, EventType
 from threadline.domain.errors import NotFound
 from threadline.domain.ids import new_id
 from threadline.settings import Settings
+from threadline.store import contacts, search, serial
 from threadline.store import events as tenant_events
 from threadline.store import messages as message_store
-from threadline.store import search, serial
 from threadline.store.attachments import Files
 from threadline.store.conversations import status_change_data, tenant_event_types
 from threadline.store.database import Database
@@ -291,6 +291,20 @@ def forget_files(db: Database, files: Files, digests: set[str]) -> int:
         if not used and files.forget(digest):
             removed += 1
     return removed
+
+
+def delete_contact(
+    db: Database, tenant_id: uuid.UUID, contact_id: uuid.UUID, *, files: Files | None = None
+) -> None:
+    """Delete the contact and everything of theirs (``contacts.delete``); with ``files``,
+    then the attachment files no remaining message of any tenant refers to."""
+    digests: set[str] = set()
+    if files is not None:
+        with db.connect() as conn:
+            digests = _files_of(conn, tenant_id, _their_conversations(tenant_id, contact_id))
+    contacts.delete(db, tenant_id, contact_id)
+    if digests and files is not None:
+        forget_files(db, files, digests)
 
 
 def erase_contact(

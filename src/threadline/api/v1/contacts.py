@@ -15,7 +15,8 @@ from threadline.schemas.contacts import (
     ContactRead,
     ContactUpdate,
 )
-from threadline.store import contacts
+from threadline.store import contacts, privacy
+from threadline.store.attachments import Files
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
@@ -57,9 +58,11 @@ def update_contact(
 
 @router.delete("/{contact_id}", status_code=204)
 def delete_contact(contact_id: uuid.UUID, ctx: Ctx, _: NoQueryParams) -> Response:
-    """Delete a contact and everything of theirs: identities, conversations, messages."""
+    """Delete a contact and everything of theirs: identities, conversations, messages, and
+    the attachment files nobody else's messages refer to."""
     caller = ctx.caller()
-    contacts.delete(ctx.db, caller.tenant_id, contact_id)
+    files = Files.from_settings(ctx.settings)
+    privacy.delete_contact(ctx.db, caller.tenant_id, contact_id, files=files)
     return Response(status_code=204)
 
 
