@@ -31,6 +31,10 @@ bench: $(VENV)/.installed-bench  ## the benchmarks in bench/ (minutes; not part 
 	$(BIN)/python bench/history.py
 	$(BIN)/python bench/concurrency.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/context.py
+	$(BIN)/python bench/importers.py
+	$(BIN)/python bench/dashboard.py
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
