@@ -28,6 +28,7 @@ Prints a table and writes bench/results/search.json.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import random
@@ -93,10 +94,11 @@ def vocabulary(size: int = 5000, seed: int = 7) -> list[str]:
 def texts(count: int, words: list[str], seed: int = 42) -> list[str]:
     """Chat-like texts of 6 to 40 words, words drawn with Zipf weights (1/rank)."""
     rng = random.Random(seed)
-    weights = [1 / (i + 1) for i in range(len(words))]
+    # cumulative weights once: given weights, choices() adds them up again on every call
+    cumulative = list(itertools.accumulate(1 / (i + 1) for i in range(len(words))))
     out = []
     for _ in range(count):
-        picked = rng.choices(words, weights=weights, k=rng.randint(6, 40))
+        picked = rng.choices(words, cum_weights=cumulative, k=rng.randint(6, 40))
         out.append(" ".join(picked).capitalize() + rng.choice(".?!"))
     return out
 
@@ -412,7 +414,7 @@ def measure(db: Database, backend: str, data: dict[str, Any], n_queries: int) ->
 
 
 #: The ``hnsw.ef_search`` values the PostgreSQL sweep measures.
-EF_SWEEP = (40, 64, 100, 200)
+EF_SWEEP = (40, 64, 100, 200, 400, 800)
 
 
 def ef_sweep(db: Database, data: dict[str, Any], n_queries: int) -> list[Row]:
