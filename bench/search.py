@@ -127,7 +127,7 @@ class Fixed:
 # --- loading -----------------------------------------------------------------------------------
 
 
-def load(db: Database, count: int) -> dict[str, Any]:
+def load(db: Database, count: int, hnsw_with: str | None = None) -> dict[str, Any]:
     """Store ``count`` messages through the store (90% in the measured tenant), then a
     vector for each; on PostgreSQL the search indexes are built once the rows are in."""
     words = vocabulary()
@@ -138,7 +138,7 @@ def load(db: Database, count: int) -> dict[str, Any]:
     ids: list[uuid.UUID] = []
     owners: list[uuid.UUID] = []
     started = time.perf_counter()
-    with _indexes_after(db) as timings:
+    with _indexes_after(db, hnsw_with) as timings:
         template: uuid.UUID | None = None
         for start in range(0, count, PER_CONVERSATION):
             tenant_id = other if start >= count * 0.9 else main
@@ -270,10 +270,11 @@ def _copy_vectors(
 
 
 @contextmanager
-def _indexes_after(db: Database) -> Iterator[dict[str, float]]:
+def _indexes_after(db: Database, hnsw_with: str | None = None) -> Iterator[dict[str, float]]:
     """Bulk loads build the search indexes once, after the rows are in (as PostgreSQL and
     pgvector advise): the full-text GIN index and the HNSW index are dropped, then made
-    again as migration 0004 makes them. Answers how long each build took."""
+    again as the migrations make them, or with the graph parameters ``hnsw_with`` (say
+    ``m = 32, ef_construction = 128``). Answers how long each build took."""
     timings: dict[str, float] = {}
     if db.dialect != "postgresql":
         yield timings
@@ -291,6 +292,8 @@ def _indexes_after(db: Database) -> Iterator[dict[str, float]]:
         conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         conn.exec_driver_sql("SET maintenance_work_mem = '2GB'")
         for name, definition in found:
+            if hnsw_with and name == search_schema.PG_HNSW_INDEX:
+                definition = definition.replace(" WHERE ", f" WITH ({hnsw_with}) WHERE ", 1)
             started = time.perf_counter()
             conn.exec_driver_sql(definition)
             timings[name] = time.perf_counter() - started
@@ -614,6 +617,12 @@ def main() -> None:
         metavar="QUERIES",
         help="PostgreSQL: queries for the ef_search sweep (0 to skip)",
     )
+    parser.add_argument(
+        "--hnsw-with",
+        metavar="PARAMS",
+        help="PostgreSQL: build the HNSW index with these parameters, e.g. "
+        "'m = 32, ef_construction = 128' (default: the migration's, pgvector's 16 and 64)",
+    )
     args = parser.parse_args()
     backends = args.backend or ["sqlite", "postgresql"]
     rows: list[Row] = []
@@ -626,11 +635,12 @@ def main() -> None:
             )
             opener = sqlite_db if backend == "sqlite" else postgres_db
             with opener(folder) as db:
-                data = load(db, args.messages) | {"total": args.messages}
+                data = load(db, args.messages, args.hnsw_with) | {"total": args.messages}
                 loads[backend] = {
                     "messages_s": data["load_s"],
                     "vectors_s": data["vector_s"],
                     "indexes_s": data["index_s"],
+                    "hnsw_with": args.hnsw_with,
                 }
                 rows += measure(db, backend, data, args.queries)
                 if backend == "postgresql" and args.ef_sweep:
@@ -646,7 +656,8 @@ def main() -> None:
             "rows containing every word (ILIKE on PostgreSQL), a scan of the tenant's rows",
             "semantic: 10 nearest by cosine; SQLite scans the tenant's vectors exactly "
             "(sqlite-vec), PostgreSQL walks the HNSW index (iterative scan, ef_search "
-            f"{store.EF_SEARCH}, shared_buffers {SHARED_BUFFERS})",
+            f"{store.EF_SEARCH}, shared_buffers {SHARED_BUFFERS}, graph "
+            f"{args.hnsw_with or 'm = 16, ef_construction = 64'})",
             "vectors are synthetic; recall@10 against numpy brute force over the tenant: the "
             f"exact top 10's ids, and (ε) ann-benchmarks' count of results within {EPSILON:g} "
             "of the 10th true neighbour's distance",
