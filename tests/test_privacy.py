@@ -216,27 +216,39 @@ def _email(sender: str, message_id: str, *files: tuple[str, bytes]) -> dict[str,
     }
 
 
+def _keeping_files(settings: Settings, tmp_path: Path) -> tuple[Settings, Files]:
+    """Settings that keep attachments under ``tmp_path``, and their file store."""
+    settings = settings.model_copy(
+        update={"attachments_dir": str(tmp_path / "files"), "public_url": PUBLIC}
+    )
+    return settings, Files.from_settings(settings)
+
+
+def _postmark_inbox(api: TestClient, address: str) -> dict[str, Any]:
+    return make_inbox(
+        api, provider="postmark", address=address, credentials={"server_token": "pm-token"}
+    )
+
+
+def _stored(files: Files, data: bytes) -> Path:
+    """Where the file store keeps an attachment with this content."""
+    return files.path_of(hashlib.sha256(data).hexdigest())
+
+
 def test_erase_removes_attachment_files_no_other_message_uses(
     settings: Settings, db: Database, tenant: TenantKey, tmp_path: Path
 ) -> None:
-    folder = str(tmp_path / "files")
-    settings = settings.model_copy(update={"attachments_dir": folder, "public_url": PUBLIC})
-    files = Files.from_settings(settings)
+    settings, files = _keeping_files(settings, tmp_path)
     own, shared = b"Ann's passport scan", b"the shop's price list"
     app = create_app(settings, db, background=())
     with TestClient(app, headers=tenant.headers) as api, TestClient(app) as hooks:
-        inbox = make_inbox(
-            api,
-            provider="postmark",
-            address="support@shop.example",
-            credentials={"server_token": "pm-token"},
-        )
+        inbox = _postmark_inbox(api, "support@shop.example")
         ann = _email("ann@example.com", "m-ann", ("passport.png", own), ("prices.pdf", shared))
         bob = _email("bob@example.com", "m-bob", ("prices.pdf", shared))
         for mail in (ann, bob):
             assert postmark_post(hooks, inbox, mail).status_code == 200
         contacts = {c["email"]: c["id"] for c in api.get("/v1/contacts").json()["data"]}
-    own_file, shared_file = (files.path_of(hashlib.sha256(b).hexdigest()) for b in (own, shared))
+    own_file, shared_file = _stored(files, own), _stored(files, shared)
     assert own_file.read_bytes() == own and shared_file.read_bytes() == shared
 
     erased = privacy.erase_contact(
@@ -259,27 +271,17 @@ def test_erase_removes_attachment_files_no_other_message_uses(
 def test_deleting_a_contact_removes_attachment_files_no_other_message_uses(
     settings: Settings, db: Database, tenant: TenantKey, tmp_path: Path
 ) -> None:
-    settings = settings.model_copy(
-        update={"attachments_dir": str(tmp_path / "files"), "public_url": PUBLIC}
-    )
-    files = Files.from_settings(settings)
+    settings, files = _keeping_files(settings, tmp_path)
     own, shared = b"Cy's signed contract", b"the shop's opening hours"
     app = create_app(settings, db, background=())
     with TestClient(app, headers=tenant.headers) as api, TestClient(app) as hooks:
-        inbox = make_inbox(
-            api,
-            provider="postmark",
-            address="support@shop.example",
-            credentials={"server_token": "pm-token"},
-        )
+        inbox = _postmark_inbox(api, "support@shop.example")
         cy = _email("cy@example.com", "m-cy", ("contract.pdf", own), ("hours.txt", shared))
         dee = _email("dee@example.com", "m-dee", ("hours.txt", shared))
         for mail in (cy, dee):
             assert postmark_post(hooks, inbox, mail).status_code == 200
         contacts = {c["email"]: c["id"] for c in api.get("/v1/contacts").json()["data"]}
-        own_file, shared_file = (
-            files.path_of(hashlib.sha256(b).hexdigest()) for b in (own, shared)
-        )
+        own_file, shared_file = _stored(files, own), _stored(files, shared)
         assert own_file.exists() and shared_file.exists()
 
         assert api.delete(f"/v1/contacts/{contacts['cy@example.com']}").status_code == 204
@@ -335,10 +337,7 @@ def test_retention_archives_or_deletes_idle_conversations_per_tenant(
 def test_retention_delete_removes_attachment_files_no_kept_message_uses(
     settings: Settings, db: Database, tenant: TenantKey, tmp_path: Path
 ) -> None:
-    settings = settings.model_copy(
-        update={"attachments_dir": str(tmp_path / "files"), "public_url": PUBLIC}
-    )
-    files = Files.from_settings(settings)
+    settings, files = _keeping_files(settings, tmp_path)
     own, shared, fresh = b"Ann's passport scan", b"the shop's price list", b"Bob's receipt"
     other = make_tenant(db)
     app = create_app(settings, db, background=())
@@ -353,20 +352,13 @@ def test_retention_delete_removes_attachment_files_no_kept_message_uses(
         for who, sender, attached in mails:
             with TestClient(app, headers=who.headers) as api:
                 if who.slug not in inboxes:
-                    inboxes[who.slug] = make_inbox(
-                        api,
-                        provider="postmark",
-                        address=f"support@{who.slug}.example",
-                        credentials={"server_token": "pm-token"},
-                    )
+                    inboxes[who.slug] = _postmark_inbox(api, f"support@{who.slug}.example")
                 inbox = inboxes[who.slug]
                 mail = _email(sender, f"m-{sender}", *attached)
                 assert postmark_post(hooks, inbox, mail).status_code == 200
                 newest = api.get("/v1/conversations").json()["data"][0]
                 conversations[sender] = newest["id"]
-    own_file, shared_file, fresh_file = (
-        files.path_of(hashlib.sha256(b).hexdigest()) for b in (own, shared, fresh)
-    )
+    own_file, shared_file, fresh_file = (_stored(files, b) for b in (own, shared, fresh))
     assert own_file.exists() and shared_file.exists() and fresh_file.exists()
     for sender in ("ann@example.com", "cy@example.com"):
         _age(db, conversations[sender], 40)
