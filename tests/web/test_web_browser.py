@@ -25,7 +25,7 @@ from live import LiveServer
 from threadline.domain.enums import UserRole
 from threadline.store import Database, suggestions, tenants
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, call_api
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -60,15 +60,7 @@ class Site:
         self.tenant_id = tenants.get_tenant(db, "default").id
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        r = httpx.request(
-            method,
-            self.base + path,
-            json=body,
-            headers={"Authorization": f"Bearer {self.key}"},
-            timeout=10,
-        )
-        assert r.status_code < 300, r.text
-        return r.json()
+        return call_api(self.base, self.key, method, path, body)
 
 
 @pytest.fixture(scope="module")

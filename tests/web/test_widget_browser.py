@@ -22,7 +22,7 @@ from live import LiveServer
 from threadline.domain.enums import UserRole
 from threadline.store import Database, tenants
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, call_api
 from .test_web_browser import ARGS, ARTIFACTS, AXE, CHROMIUM
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -73,15 +73,7 @@ class World:
         self.site = site
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
-        r = httpx.request(
-            method,
-            self.base + path,
-            json=body,
-            headers={"Authorization": f"Bearer {self.key}"},
-            timeout=10,
-        )
-        assert r.status_code < 300, r.text
-        return r.json()
+        return call_api(self.base, self.key, method, path, body)
 
 
 @pytest.fixture(scope="module")
