@@ -65,9 +65,6 @@ class Feed:
         self.task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
-    async def _read_since(self, floor: uuid.UUID) -> Batch:
-        return await read_since(self.db, self.tenant_id, floor)
-
     async def run(self) -> None:
         seen: dict[uuid.UUID, int] = {}
         started = int(time.time() * 1000)
@@ -76,7 +73,7 @@ class Feed:
             try:
                 floor_ms = started - OVERLAP_MS
                 started = int(time.time() * 1000)
-                rows = await self._read_since(id_floor(floor_ms))
+                rows = await read_since(self.db, self.tenant_id, id_floor(floor_ms))
                 fresh = [r for r in rows if r["id"] not in seen]
                 for r in fresh:
                     seen[r["id"]] = started
